@@ -1,0 +1,14 @@
+/** Two projects: pure-logic unit tests on the host, and lab tests that boot the lab VM or use host netns. */
+const transform = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] };
+module.exports = {
+  projects: [
+    { displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'], transform, testEnvironment: 'node' },
+    {
+      displayName: 'lab',
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      transform,
+      testEnvironment: 'node',
+      testTimeout: 15 * 60 * 1000,
+    },
+  ],
+};
