@@ -155,3 +155,23 @@ export function serviceKeyId(key: ServiceKey): string {
 export function destinationId(d: Pick<Destination, 'family' | 'address' | 'port'>): string {
   return d.family === 'inet6' ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
 }
+
+/** A real server named within a service (what delete needs). */
+export type DestinationRef = Pick<Destination, 'family' | 'address' | 'port'>;
+
+/**
+ * One kernel change. The reconciler produces these, the netlink client executes them
+ * (pipelined, one ACK each), and rollback is expressed in the same terms.
+ */
+export type IpvsOp =
+  | { op: 'add-service'; service: Service }
+  | { op: 'edit-service'; service: Service }
+  | { op: 'delete-service'; key: ServiceKey }
+  | { op: 'add-dest'; service: ServiceKey; dest: Destination }
+  | { op: 'edit-dest'; service: ServiceKey; dest: Destination }
+  | { op: 'delete-dest'; service: ServiceKey; dest: DestinationRef }
+  | { op: 'flush' }
+  | { op: 'zero'; service?: ServiceKey }
+  | { op: 'set-timeouts'; timeouts: Timeouts }
+  | { op: 'start-daemon'; daemon: SyncDaemon }
+  | { op: 'stop-daemon'; state: SyncDaemonState };
