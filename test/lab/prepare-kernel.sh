@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Make Debian's stock kernel (the one `linux-image-amd64` points at today) ready for the lab VM, and print
+# where it is as KEY=VALUE lines on stdout:
+#   LAB_KVER=6.1.0-56-amd64  LAB_KPKG_VERSION=6.1.192-2  LAB_KDIR=<cache dir>
+#   LAB_VMLINUZ=<kernel image>  LAB_MODULES_DIR=<.../lib/modules/LAB_KVER>
+#
+# The package is downloaded and unpacked (never installed) into $LAB_CACHE/<kernel release>/, outside the
+# checkout so that every clone and CI run on this machine reuses it. A cache entry counts only if its stamp
+# (written last) names the same package, version and cache format as wanted now; anything else is a stale or
+# half-built entry and is rebuilt. An flock on $LAB_CACHE/.lock keeps concurrent runs from building at once.
+#
+# Environment: LAB_CACHE (default /var/cache/ipvs-bpf/lab), LAB_KERNEL_PKG (default: resolved from
+# linux-image-amd64 with apt-cache, which reads the local package lists only).
+set -euo pipefail
+
+readonly CACHE_FORMAT=1   # bump when the layout of a cache entry changes
+LAB_CACHE=${LAB_CACHE:-/var/cache/ipvs-bpf/lab}
+
+die() { echo "prepare-kernel: $*" >&2; exit 1; }
+log() { echo "prepare-kernel: $*" >&2; }
+
+for tool in apt-cache apt-get dpkg-deb depmod flock sha256sum; do
+  command -v "$tool" >/dev/null || die "'$tool' not found (install Debian packages apt, dpkg, kmod, util-linux)"
+done
+
+# Which package and version: the meta package's dependency, and that package's candidate version. apt-cache
+# takes ~1 s here (no binary package cache), so the answer is memoised per state of the package lists.
+resolve() {
+  local p=$LAB_KERNEL_PKG v
+  if [ -z "$p" ]; then
+    p=$(apt-cache depends linux-image-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
+    [ -n "$p" ] || die "cannot resolve linux-image-amd64 with apt-cache (run 'apt-get update' first)"
+  fi
+  v=$(apt-cache policy "$p" 2>/dev/null | sed -n 's/^ *Candidate: //p' | head -n1)
+  [ -n "$v" ] && [ "$v" != "(none)" ] || die "no candidate version for $p (run 'apt-get update' first)"
+  echo "$p $v"
+}
+LAB_KERNEL_PKG=${LAB_KERNEL_PKG:-}
+lists_key=$( { echo "$LAB_KERNEL_PKG"; stat -c '%n %s %Y' /var/lib/apt/lists/* /etc/apt/preferences* 2>/dev/null; } |
+             sha256sum | cut -c1-16)
+memo=$LAB_CACHE/.resolved-$lists_key
+if [ -s "$memo" ]; then
+  read -r pkg pkgver <"$memo"
+else
+  read -r pkg pkgver < <(resolve)
+  [ -n "${pkgver:-}" ] || exit 1
+  if mkdir -p "$LAB_CACHE" 2>/dev/null; then
+    rm -f "$LAB_CACHE"/.resolved-*
+    echo "$pkg $pkgver" >"$memo.$$" && mv "$memo.$$" "$memo"
+  fi
+fi
+kver=${pkg#linux-image-}
+
+kdir=$LAB_CACHE/$kver
+stamp=$kdir/stamp
+want_stamp=$(printf 'format=%s\npackage=%s\nversion=%s\n' "$CACHE_FORMAT" "$pkg" "$pkgver")
+
+entry_ok() { # $1 = cache entry dir; true when its stamp matches $want_stamp and its files are there
+  [ -f "$1/stamp" ] && [ "$(head -n3 "$1/stamp")" = "$want_stamp" ] &&
+    [ -f "$1/root/boot/vmlinuz-$kver" ] && [ -s "$1/root/lib/modules/$kver/modules.dep" ]
+}
+
+emit() {
+  printf 'LAB_KVER=%s\nLAB_KPKG_VERSION=%s\nLAB_KDIR=%s\nLAB_VMLINUZ=%s\nLAB_MODULES_DIR=%s\n' \
+    "$kver" "$pkgver" "$kdir" "$kdir/root/boot/vmlinuz-$kver" "$kdir/root/lib/modules/$kver"
+}
+
+if entry_ok "$kdir"; then emit; exit 0; fi
+
+mkdir -p "$LAB_CACHE" || die "cannot create $LAB_CACHE (run as root, or set LAB_CACHE)"
+exec 9>"$LAB_CACHE/.lock"
+flock 9
+if entry_ok "$kdir"; then emit; exit 0; fi   # another run built it while we waited
+
+log "preparing $pkg $pkgver in $kdir"
+started=$(date +%s)
+rm -rf "$kdir"
+mkdir -p "$kdir/dl"
+(cd "$kdir/dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$pkgver" >&2) ||
+  die "apt-get download $pkg=$pkgver failed"
+deb=$(ls "$kdir"/dl/*.deb)
+dpkg-deb -x "$deb" "$kdir/root"
+[ -f "$kdir/root/boot/vmlinuz-$kver" ] || die "$deb has no boot/vmlinuz-$kver"
+depmod -b "$kdir/root" "$kver"
+deb_sha=$(sha256sum "$deb" | cut -d' ' -f1)
+rm -rf "$kdir/dl"
+{ echo "$want_stamp"; echo "deb_sha256=$deb_sha"; echo "built=$(date -u +%FT%TZ)"; } >"$stamp.tmp"
+mv "$stamp.tmp" "$stamp"
+log "prepared $kver in $(( $(date +%s) - started )) s"
+emit
