@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * tc clsact programs (direct action):
+ *  - ipvs_tc_snat  (egress):  packets IPVS sent after DNAT, cip:cport -> rsip:rsport,
+ *                             found by their own tuple (SNAT entry); the source
+ *                             becomes lip:lport.
+ *  - ipvs_tc_reply (ingress): replies rsip:rsport -> lip:lport (REPLY entry); only
+ *                             the destination is rewritten, to cip:cport, so IPVS
+ *                             still sees the reply and un-DNATs it.
+ * ICMP errors about a flow (v4 and v6) are translated inside (embedded header,
+ * its checksums) and outside.  IP fragments are left untouched and counted.
+ * Pseudo-header checksum changes go through bpf_l4_csum_replace so that
+ * CHECKSUM_PARTIAL (local senders, veth) and CHECKSUM_COMPLETE (skb->csum)
+ * stay right; everything else is written directly.
+ */
+#include <linux/pkt_cls.h>
+#include "ipvs_bpf_parse.h"
+#include "ipvs_bpf_maps.h"
+#include "ipvs_bpf_csum.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_HLEN_ 14
+/* eth + IPv6 + ICMPv6 + IPv6 + 20 bytes of L4: the most any path needs linear */
+#define TC_PULL_LEN (ETH_HLEN_ + 40 + 8 + 40 + 20)
+
+static __always_inline int tc_pass(__u32 why)
+{
+	stat_inc(why);
+	return TC_ACT_OK;
+}
+
+static __always_inline int l4_csum_fix(struct __sk_buff *skb, __u32 off, __u32 d_pseudo, __u32 d_plain,
+				       __u8 proto, int v6)
+{
+	__u64 fl = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	int rc;
+
+	if (d_pseudo) {
+		rc = bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR | (v6 ? BPF_F_IPV6 : 0));
+		if (rc == -22 && v6) /* kernel without BPF_F_IPV6 */
+			rc = bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR);
+		if (rc)
+			return rc;
+	}
+	if (d_plain)
+		return bpf_l4_csum_replace(skb, off, 0, d_plain, fl);
+	return 0;
+}
+
+/*
+ * ICMP error about a translated flow.  l4off: offset of the ICMP header.
+ * egress: the embedded packet is rsip:rsport -> cip:cport (IPVS translated the
+ *         error about its reply back towards the real server); key = reversed =
+ *         SNAT; outer saddr and embedded daddr:dport become lip:lport.
+ * ingress: embedded packet is lip:lport -> rsip:rsport; key = reversed = REPLY;
+ *         outer daddr and embedded saddr:sport become cip:cport.
+ */
+static __always_inline int tc_icmp(struct __sk_buff *skb, const int egress, const int v6, __u32 l4off)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	const __u32 ihl = v6 ? 40 : 20;
+	__u32 in_l3 = l4off + 8;
+	struct ipvs_bpf_ct_key key;
+	struct ipvs_bpf_ct_value *v;
+	__u32 *o_addr, *i_addr, *new_addr;
+	__u16 *i_port, new_port, *icsum;
+	__u32 d_outer, d_inner_addr, d_icmp;
+	__u8 *icmp, *inner, in_proto;
+	int csoff;
+
+	icmp = data + l4off;
+	inner = data + in_l3;
+	if ((void *)(inner + ihl + 8) > end)
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	if (v6 ? !is_icmp6_error(icmp[0]) : !is_icmp4_error(icmp[0]))
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	__builtin_memset(&key, 0, sizeof(key));
+	if (v6) {
+		struct ipv6hdr *ih = (void *)inner;
+
+		in_proto = ih->nexthdr;
+		key.family = AF_INET6;
+		__builtin_memcpy(key.saddr, &ih->daddr, 16);
+		__builtin_memcpy(key.daddr, &ih->saddr, 16);
+	} else {
+		struct iphdr *ih = (void *)inner;
+
+		if (ih->ihl != 5 || (ih->frag_off & bpf_htons(IPVS_IP_OFFSET)))
+			return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+		in_proto = ih->protocol;
+		key.family = AF_INET;
+		key.saddr[0] = ih->daddr;
+		key.daddr[0] = ih->saddr;
+	}
+	if (!l4_hdr_len(in_proto))
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	key.proto = in_proto;
+	key.kind = egress ? IPVS_BPF_KIND_SNAT : IPVS_BPF_KIND_REPLY;
+	key.sport = ((__u16 *)(inner + ihl))[1];
+	key.dport = ((__u16 *)(inner + ihl))[0];
+	v = bpf_map_lookup_elem(&IPVS_BPF_CT_MAP, &key);
+	if (!v)
+		return tc_pass(egress ? IPVS_BPF_STAT_TC_SNAT_MISS : IPVS_BPF_STAT_TC_REPLY_MISS);
+	new_port = egress ? v->sport : v->dport;
+	new_addr = egress ? v->saddr : v->daddr;
+
+	/* outer header: egress rewrites the source, ingress the destination */
+	if (v6) {
+		struct ipv6hdr *oh = data + ETH_HLEN_;
+		struct ipv6hdr *ih = (void *)inner;
+
+		if ((void *)(oh + 1) > end)
+			return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+		o_addr = egress ? (__u32 *)&oh->saddr : (__u32 *)&oh->daddr;
+		i_addr = egress ? (__u32 *)&ih->daddr : (__u32 *)&ih->saddr;
+		d_outer = csum_diff_addr(0, o_addr, new_addr, 1);
+		d_inner_addr = csum_diff_addr(0, i_addr, new_addr, 1);
+		__builtin_memcpy(o_addr, new_addr, 16);
+		__builtin_memcpy(i_addr, new_addr, 16);
+		d_icmp = d_inner_addr;
+	} else {
+		struct iphdr *oh = data + ETH_HLEN_;
+		struct iphdr *ih = (void *)inner;
+		__u16 old_ck;
+
+		if ((void *)(oh + 1) > end)
+			return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+		o_addr = egress ? &oh->saddr : &oh->daddr;
+		i_addr = egress ? &ih->daddr : &ih->saddr;
+		d_outer = csum_diff32(0, *o_addr, new_addr[0]);
+		d_inner_addr = csum_diff32(0, *i_addr, new_addr[0]);
+		*o_addr = new_addr[0];
+		*i_addr = new_addr[0];
+		oh->check = csum_apply(oh->check, d_outer);
+		old_ck = ih->check;
+		ih->check = csum_apply(old_ck, d_inner_addr);
+		d_icmp = csum_diff16(d_inner_addr, old_ck, ih->check);
+		d_outer = 0; /* ICMPv4 has no pseudo header */
+	}
+	/* embedded ports, and the embedded L4 checksum if it is in the packet */
+	i_port = (__u16 *)(inner + ihl) + (egress ? 1 : 0);
+	if (in_proto == IPPROTO_SCTP && *i_port != new_port)
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	d_icmp = csum_diff16(d_icmp, *i_port, new_port);
+	csoff = l4_csum_off(in_proto);
+	if (csoff >= 0 && (void *)(inner + ihl + csoff + 2) <= end) {
+		__u16 *ick = (__u16 *)(inner + ihl + csoff);
+		__u16 old = *ick;
+
+		if (!(in_proto == IPPROTO_UDP && old == 0)) {
+			__u16 c = csum_apply(old, csum_diff16(d_inner_addr, *i_port, new_port));
+
+			if (in_proto == IPPROTO_UDP && c == 0)
+				c = 0xffff;
+			*ick = c;
+			d_icmp = csum_diff16(d_icmp, old, c);
+		}
+	}
+	*i_port = new_port;
+	icsum = (__u16 *)(icmp + 2);
+	*icsum = csum_apply(*icsum, d_icmp);
+	ct_touch(v, skb->len - ETH_HLEN_);
+	stat_inc(IPVS_BPF_STAT_TC_ICMP_HIT);
+	if (v6 && d_outer) {
+		/* ICMPv6 pseudo header: outer address change, via the helper for skb csum state */
+		if (l4_csum_fix(skb, l4off + 2, d_outer, 0, IPPROTO_ICMPV6, 1)) {
+			stat_inc(IPVS_BPF_STAT_ERROR);
+			return TC_ACT_SHOT;
+		}
+	}
+	return TC_ACT_OK;
+}
+
+static __always_inline int tc_nat(struct __sk_buff *skb, const int egress)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ipvs_bpf_ct_key key;
+	struct ipvs_bpf_ct_value *v;
+	struct ethhdr *eth;
+	__u32 l4off, d_addr, d_port, old_ports, new_ports;
+	__u32 *addr, *new_addr;
+	int v6, csoff;
+	__u8 proto;
+
+	if (data + TC_PULL_LEN > end && skb->len > (__u32)(end - data)) {
+		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+	}
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	__builtin_memset(&key, 0, sizeof(key));
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip4 = (void *)(eth + 1);
+
+		if ((void *)(ip4 + 1) > end || ip4->ihl != 5)
+			return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+		if (ip4->frag_off & bpf_htons(IPVS_IP_MF | IPVS_IP_OFFSET))
+			return tc_pass(IPVS_BPF_STAT_TC_PASS_FRAG);
+		proto = ip4->protocol;
+		key.family = AF_INET;
+		key.saddr[0] = ip4->saddr;
+		key.daddr[0] = ip4->daddr;
+		v6 = 0;
+		l4off = ETH_HLEN_ + 20;
+		if (proto == IPPROTO_ICMP)
+			return tc_icmp(skb, egress, 0, l4off);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end)
+			return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+		proto = ip6->nexthdr;
+		if (proto == IPPROTO_FRAGMENT)
+			return tc_pass(IPVS_BPF_STAT_TC_PASS_FRAG);
+		key.family = AF_INET6;
+		__builtin_memcpy(key.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(key.daddr, &ip6->daddr, 16);
+		v6 = 1;
+		l4off = ETH_HLEN_ + 40;
+		if (proto == IPPROTO_ICMPV6)
+			return tc_icmp(skb, egress, 1, l4off);
+	} else {
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	}
+	if (!l4_hdr_len(proto))
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	if (data + l4off + 4 > end)
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	old_ports = *(__u32 *)(data + l4off);
+	key.proto = proto;
+	*(__u32 *)&key.sport = old_ports;
+	key.kind = egress ? IPVS_BPF_KIND_SNAT : IPVS_BPF_KIND_REPLY;
+	v = bpf_map_lookup_elem(&IPVS_BPF_CT_MAP, &key);
+	if (!v)
+		return tc_pass(egress ? IPVS_BPF_STAT_TC_SNAT_MISS : IPVS_BPF_STAT_TC_REPLY_MISS);
+
+	/* egress: source := value.saddr:sport; ingress: destination := value.daddr:dport */
+	new_ports = egress ? ((old_ports & 0xffff0000) | v->sport)
+			   : ((old_ports & 0x0000ffff) | ((__u32)v->dport << 16));
+	if (proto == IPPROTO_SCTP && new_ports != old_ports)
+		return tc_pass(IPVS_BPF_STAT_TC_PASS_OTHER);
+	new_addr = egress ? v->saddr : v->daddr;
+	if (v6) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		addr = egress ? (__u32 *)&ip6->saddr : (__u32 *)&ip6->daddr;
+		d_addr = csum_diff_addr(0, addr, new_addr, 1);
+		__builtin_memcpy(addr, new_addr, 16);
+	} else {
+		struct iphdr *ip4 = (void *)(eth + 1);
+
+		addr = egress ? &ip4->saddr : &ip4->daddr;
+		d_addr = csum_diff32(0, *addr, new_addr[0]);
+		*addr = new_addr[0];
+		ip4->check = csum_apply(ip4->check, d_addr);
+	}
+	*(__u32 *)(data + l4off) = new_ports;
+	d_port = new_ports != old_ports ? csum_diff32(0, old_ports, new_ports) : 0;
+	ct_touch(v, skb->len - ETH_HLEN_);
+	stat_inc(egress ? IPVS_BPF_STAT_TC_SNAT_HIT : IPVS_BPF_STAT_TC_REPLY_HIT);
+	csoff = l4_csum_off(proto);
+	if (csoff >= 0 && l4_csum_fix(skb, l4off + csoff, d_addr, d_port, proto, v6)) {
+		stat_inc(IPVS_BPF_STAT_ERROR);
+		return TC_ACT_SHOT;
+	}
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int ipvs_tc_snat(struct __sk_buff *skb)
+{
+	return tc_nat(skb, 1);
+}
+
+SEC("tc")
+int ipvs_tc_reply(struct __sk_buff *skb)
+{
+	return tc_nat(skb, 0);
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * XDP fast path: packets of flows IPVS already scheduled (FWD or REPLY entry
+ * in the conntrack map) get the whole NAT here (both addresses, both ports,
+ * checksums, TTL), are routed with bpf_fib_lookup and sent with XDP_TX or
+ * XDP_REDIRECT; they never reach tc or netfilter.  Everything else goes to
+ * the stack untouched: misses, TCP SYN/FIN/RST (so IPVS sees every state
+ * change), fragments, IP options / extension headers, ICMP, no route or
+ * neighbour yet, expiring TTL.
+ *
+ * Checksums are updated incrementally, assuming the frame's checksums are
+ * complete, which holds for frames from a NIC.  A veth peer that sends
+ * CHECKSUM_PARTIAL skbs must have tx checksumming off (see docs in
+ * src/bpf/attach.ts).
+ */
+#include "ipvs_bpf_parse.h"
+#include "ipvs_bpf_maps.h"
+#include "ipvs_bpf_csum.h"
+#include "ipvs_bpf_cfg.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+const volatile __u32 ipvs_cfg SEC(IPVS_BPF_CFG_SECTION) = IPVS_BPF_CFG_DEFAULT;
+
+static __always_inline int pass(__u32 why)
+{
+	stat_inc(why);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int ipvs_xdp_fastpath(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipvs_bpf_ct_key key;
+	struct ipvs_bpf_ct_value *v;
+	struct bpf_fib_lookup fib;
+	struct iphdr *ip4;
+	struct ipv6hdr *ip6;
+	int v6;
+	__u32 hit = IPVS_BPF_STAT_XDP_FWD_HIT;
+	__u32 d_addr, d_l4, old_ports, new_ports;
+	__u16 *l4csum = 0;
+	void *l3, *l4;
+	__u8 proto;
+	int rc;
+
+	if ((void *)(eth + 1) > end)
+		return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+	__builtin_memset(&key, 0, sizeof(key));
+	l3 = eth + 1;
+	ip4 = l3;
+	ip6 = l3;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		v6 = 0;
+		if ((void *)(ip4 + 1) > end || ip4->ihl != 5)
+			return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+		if (ip4->frag_off & bpf_htons(IPVS_IP_MF | IPVS_IP_OFFSET))
+			return pass(IPVS_BPF_STAT_XDP_PASS_FRAG);
+		proto = ip4->protocol;
+		l4 = ip4 + 1;
+		key.family = AF_INET;
+		key.saddr[0] = ip4->saddr;
+		key.daddr[0] = ip4->daddr;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		v6 = 1;
+		if ((void *)(ip6 + 1) > end)
+			return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+		proto = ip6->nexthdr;
+		if (proto == IPPROTO_FRAGMENT)
+			return pass(IPVS_BPF_STAT_XDP_PASS_FRAG);
+		l4 = ip6 + 1;
+		key.family = AF_INET6;
+		__builtin_memcpy(key.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(key.daddr, &ip6->daddr, 16);
+	} else {
+		return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+	}
+
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > end)
+			return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+		if (((__u8 *)th)[13] & IPVS_TCP_CTRL_FLAGS)
+			return pass(IPVS_BPF_STAT_XDP_PASS_TCP_CTRL);
+		l4csum = &th->check;
+	} else if (proto == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > end)
+			return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+		if (uh->check)
+			l4csum = &uh->check;
+	} else if (proto == IPPROTO_SCTP) {
+		if (l4 + IPVS_SCTP_HLEN > end)
+			return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+	} else {
+		return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+	}
+	old_ports = *(__u32 *)l4;
+	key.proto = proto;
+	*(__u32 *)&key.sport = old_ports;
+
+	key.kind = IPVS_BPF_KIND_FWD;
+	v = bpf_map_lookup_elem(&IPVS_BPF_CT_MAP, &key);
+	if (!v) {
+		key.kind = IPVS_BPF_KIND_REPLY;
+		v = bpf_map_lookup_elem(&IPVS_BPF_CT_MAP, &key);
+		if (!v)
+			return pass(IPVS_BPF_STAT_XDP_MISS);
+		hit = IPVS_BPF_STAT_XDP_REPLY_HIT;
+	}
+	if (v->flags & IPVS_BPF_F_NO_FASTPATH)
+		return pass(IPVS_BPF_STAT_XDP_PASS_FLAG);
+	new_ports = *(__u32 *)&v->sport;
+	/* SCTP's CRC32c covers the ports but not the addresses: ports must not change. */
+	if (proto == IPPROTO_SCTP && new_ports != old_ports)
+		return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.l4_protocol = proto;
+	fib.sport = v->sport;
+	fib.dport = v->dport;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (!v6) {
+		if ((ipvs_cfg & IPVS_BPF_CFG_DEC_TTL) && ip4->ttl <= 1)
+			return pass(IPVS_BPF_STAT_XDP_PASS_TTL);
+		fib.family = AF_INET;
+		fib.tos = ip4->tos;
+		fib.tot_len = bpf_ntohs(ip4->tot_len);
+		fib.ipv4_src = v->saddr[0];
+		fib.ipv4_dst = v->daddr[0];
+	} else {
+		if ((ipvs_cfg & IPVS_BPF_CFG_DEC_TTL) && ip6->hop_limit <= 1)
+			return pass(IPVS_BPF_STAT_XDP_PASS_TTL);
+		fib.family = AF_INET6;
+		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		__builtin_memcpy(fib.ipv6_src, v->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, v->daddr, 16);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return pass(IPVS_BPF_STAT_XDP_PASS_FIB);
+
+	/* Point of no return: rewrite the frame. */
+	if (!v6) {
+		__u32 d_ip;
+
+		d_addr = csum_diff32(0, ip4->saddr, v->saddr[0]);
+		d_addr = csum_diff32(d_addr, ip4->daddr, v->daddr[0]);
+		d_ip = d_addr;
+		if (ipvs_cfg & IPVS_BPF_CFG_DEC_TTL) {
+			__u16 old_tp = *(__u16 *)&ip4->ttl;
+
+			ip4->ttl--;
+			d_ip = csum_diff16(d_ip, old_tp, *(__u16 *)&ip4->ttl);
+		}
+		ip4->saddr = v->saddr[0];
+		ip4->daddr = v->daddr[0];
+		ip4->check = csum_apply(ip4->check, d_ip);
+	} else {
+		d_addr = csum_diff_addr(0, (__u32 *)&ip6->saddr, v->saddr, 1);
+		d_addr = csum_diff_addr(d_addr, (__u32 *)&ip6->daddr, v->daddr, 1);
+		if (ipvs_cfg & IPVS_BPF_CFG_DEC_TTL)
+			ip6->hop_limit--;
+		__builtin_memcpy(&ip6->saddr, v->saddr, 16);
+		__builtin_memcpy(&ip6->daddr, v->daddr, 16);
+	}
+	*(__u32 *)l4 = new_ports;
+	if (l4csum) {
+		__u16 c;
+
+		d_l4 = csum_diff32(d_addr, old_ports, new_ports);
+		c = csum_apply(*l4csum, d_l4);
+		if (proto == IPPROTO_UDP && c == 0)
+			c = 0xffff;
+		*l4csum = c;
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+
+	ct_touch(v, (__u32)(end - l3));
+	stat_inc(hit);
+	if (fib.ifindex == ctx->ingress_ifindex) {
+		stat_inc(IPVS_BPF_STAT_XDP_TX);
+		return XDP_TX;
+	}
+	stat_inc(IPVS_BPF_STAT_XDP_REDIRECT);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* For veth peers of an interface that receives XDP_TX/XDP_REDIRECT frames (needs NAPI there). */
+SEC("xdp")
+int ipvs_xdp_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+char _license[] SEC("license") = "GPL";
