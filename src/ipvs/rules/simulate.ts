@@ -1,0 +1,188 @@
+/**
+ * What the kernel (Linux 6.1 IPVS) does with each IpvsOp, over a plain list of services: the new
+ * state, or the errno it answers with and the text ipvsadm prints for it (libipvs ipvs_strerror).
+ * Pure: states are never mutated. Used to replay rule files and to undo applied ops.
+ */
+import {
+  type Destination,
+  type DestinationRef,
+  type DesiredService,
+  type IpvsOp,
+  type Service,
+  type ServiceKey,
+  destinationId,
+  serviceKeyId,
+} from '../model';
+import { EXIT, RuleError } from './errors';
+import { inetPton4, inetPton6 } from './inet';
+import { KNOWN_PERSISTENCE_ENGINES, KNOWN_SCHEDULERS } from './options';
+
+export type KernelErrno = 'EEXIST' | 'ESRCH' | 'ENOENT' | 'EINVAL' | 'ERANGE';
+
+/** A change the kernel refuses. message is what ipvsadm prints; ipvsadm then exits 255. */
+export class KernelStateError extends RuleError {
+  constructor(
+    readonly errno: KernelErrno,
+    message: string,
+  ) {
+    super(message, EXIT.POPT_OR_KERNEL);
+    this.name = 'KernelStateError';
+  }
+}
+
+export interface SimulateOptions {
+  /** Scheduler names the kernel can load (default: Linux 6.1's, plus "none"). */
+  schedulers?: readonly string[];
+  /** Persistence engines the kernel can load (default: sip). */
+  persistenceEngines?: readonly string[];
+  /**
+   * Check attributes as the kernel does (scheduler/engine known, thresholds, tunnel port,
+   * address types). Default true; false checks only that services and servers exist or not.
+   */
+  validate?: boolean;
+}
+
+const EINVAL_TEXT = 'Invalid operation.  Possibly wrong module version, address not unicast, ...';
+const ERANGE_TEXT = 'Numerical result out of range';
+const NOT_FOUND_TEXT = 'Scheduler or persistence engine not found';
+
+/** The Service part of anything service-like (drops destinations and counters). */
+export function serviceOnly(s: Service): Service {
+  return {
+    key: { ...s.key },
+    scheduler: s.scheduler,
+    flags: { ...s.flags },
+    persistenceTimeout: s.persistenceTimeout,
+    netmask: s.netmask,
+    pe: s.pe,
+  };
+}
+
+/** The Destination part of anything destination-like (drops counters). */
+export function destinationOnly(d: Destination): Destination {
+  return {
+    family: d.family,
+    address: d.address,
+    port: d.port,
+    forward: d.forward,
+    weight: d.weight,
+    upperThreshold: d.upperThreshold,
+    lowerThreshold: d.lowerThreshold,
+    tunnelType: d.tunnelType,
+    tunnelPort: d.tunnelPort,
+    tunnelFlags: { ...d.tunnelFlags },
+  };
+}
+
+/** A clean copy of a service list (e.g. kernel ServiceState[] → DesiredService[]). */
+export function toDesired(services: readonly DesiredService[]): DesiredService[] {
+  return services.map((s) => ({ ...serviceOnly(s), destinations: s.destinations.map(destinationOnly) }));
+}
+
+export function sameKey(a: ServiceKey, b: ServiceKey): boolean {
+  return serviceKeyId(a) === serviceKeyId(b);
+}
+
+export function sameDest(a: DestinationRef, b: DestinationRef): boolean {
+  return destinationId(a) === destinationId(b);
+}
+
+/** inet_addr_type()/ipv6_addr_type() refusals the kernel applies to real-server addresses. */
+function destAddressUsable(d: DestinationRef): boolean {
+  if (d.family === 'inet') {
+    const v = inetPton4(d.address);
+    if (v === null) return false;
+    if (v === 0 || v === 0xffffffff) return false;
+    if (v >>> 28 === 0xe) return false;
+    return true;
+  }
+  const b = inetPton6(d.address);
+  if (b === null) return false;
+  if (b.every((x) => x === 0)) return false;
+  if (b[0] === 0xff) return false;
+  if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) return false;
+  const mapped = b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+  return !mapped;
+}
+
+function checkServiceAttrs(s: Service, opts: SimulateOptions): void {
+  const schedulers = opts.schedulers ?? KNOWN_SCHEDULERS;
+  const engines = opts.persistenceEngines ?? KNOWN_PERSISTENCE_ENGINES;
+  if (!schedulers.includes(s.scheduler)) throw new KernelStateError('ENOENT', NOT_FOUND_TEXT);
+  if (s.pe !== '' && !engines.includes(s.pe)) throw new KernelStateError('ENOENT', NOT_FOUND_TEXT);
+  if (s.key.family === 'inet6' && (s.netmask < 1 || s.netmask > 128)) throw new KernelStateError('EINVAL', EINVAL_TEXT);
+}
+
+function checkDestAttrs(d: Destination): void {
+  if (d.weight < 0) throw new KernelStateError('ERANGE', ERANGE_TEXT);
+  if (d.lowerThreshold > d.upperThreshold) throw new KernelStateError('ERANGE', ERANGE_TEXT);
+  if (d.upperThreshold > 2147483647) throw new KernelStateError('EINVAL', EINVAL_TEXT);
+  if (d.tunnelType === 'gue' && d.tunnelPort === 0) throw new KernelStateError('EINVAL', EINVAL_TEXT);
+}
+
+/**
+ * Apply one op as the kernel would; returns the new state or throws KernelStateError.
+ * New services and destinations are appended (the kernel's own order differs; listings sort).
+ * zero, set-timeouts and the sync-daemon ops do not change the service list.
+ */
+export function applyOp(state: readonly DesiredService[], op: IpvsOp, opts: SimulateOptions = {}): DesiredService[] {
+  const validate = opts.validate ?? true;
+  const find = (key: ServiceKey): number => state.findIndex((s) => sameKey(s.key, key));
+  const replaceAt = (k: number, svc: DesiredService): DesiredService[] => state.map((s, i) => (i === k ? svc : s));
+  switch (op.op) {
+    case 'add-service': {
+      if (find(op.service.key) >= 0) throw new KernelStateError('EEXIST', 'Service already exists');
+      if (validate) checkServiceAttrs(op.service, opts);
+      return [...state, { ...serviceOnly(op.service), destinations: [] }];
+    }
+    case 'edit-service': {
+      const k = find(op.service.key);
+      if (k < 0) throw new KernelStateError('ESRCH', 'No such service');
+      if (validate) checkServiceAttrs(op.service, opts);
+      return replaceAt(k, { ...serviceOnly(op.service), destinations: state[k].destinations });
+    }
+    case 'delete-service': {
+      const k = find(op.key);
+      if (k < 0) throw new KernelStateError('ESRCH', 'No such service');
+      return state.filter((_, i) => i !== k);
+    }
+    case 'add-dest':
+    case 'edit-dest': {
+      const k = find(op.service);
+      if (k < 0) throw new KernelStateError('ESRCH', 'Service not defined');
+      const svc = state[k];
+      if (validate && op.dest.family !== svc.key.family && op.dest.forward !== 'tunnel') {
+        throw new KernelStateError('EINVAL', EINVAL_TEXT);
+      }
+      if (validate) checkDestAttrs(op.dest);
+      const j = svc.destinations.findIndex((d) => sameDest(d, op.dest));
+      if (op.op === 'add-dest') {
+        if (j >= 0) throw new KernelStateError('EEXIST', 'Destination already exists');
+        if (validate && !destAddressUsable(op.dest)) throw new KernelStateError('EINVAL', EINVAL_TEXT);
+        return replaceAt(k, { ...svc, destinations: [...svc.destinations, destinationOnly(op.dest)] });
+      }
+      if (j < 0) throw new KernelStateError('ENOENT', 'No such destination');
+      return replaceAt(k, {
+        ...svc,
+        destinations: svc.destinations.map((d, i) => (i === j ? destinationOnly(op.dest) : d)),
+      });
+    }
+    case 'delete-dest': {
+      const k = find(op.service);
+      if (k < 0) throw new KernelStateError('ESRCH', 'Service not defined');
+      const svc = state[k];
+      const j = svc.destinations.findIndex((d) => sameDest(d, op.dest));
+      if (j < 0) throw new KernelStateError('ENOENT', 'No such destination');
+      return replaceAt(k, { ...svc, destinations: svc.destinations.filter((_, i) => i !== j) });
+    }
+    case 'flush':
+      return [];
+    case 'zero':
+      if (op.service && find(op.service) < 0) throw new KernelStateError('ESRCH', 'No such service');
+      return [...state];
+    case 'set-timeouts':
+    case 'start-daemon':
+    case 'stop-daemon':
+      return [...state];
+  }
+}
