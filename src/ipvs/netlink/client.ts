@@ -1,0 +1,372 @@
+/**
+ * IpvsClient: reads and changes the kernel's IPVS tables over generic netlink (family "IPVS").
+ *
+ * Reads: services are dumped in one pass; the kernel dumps destinations only per service
+ * (IPVS_CMD_GET_DEST needs one), and a netlink socket runs one dump at a time, so destination lists are
+ * dumped over a small pool of sockets working in parallel, each chaining its next dump as soon as the
+ * previous one is done.
+ *
+ * Writes: apply() packs many requests into each sendmsg, each with NLM_F_ACK and its own seq; the kernel
+ * runs them in order and queues one ACK each. Batches are sized so that all ACKs of a batch fit in the
+ * socket's receive buffer (batch.ts). Every op's outcome is reported so callers can roll back exactly.
+ */
+import { constants as osConstants } from 'os';
+import {
+  IpvsError,
+  IpvsProtocolError,
+  IpvsUnavailableError,
+  type IpvsCommandName,
+} from '../errors';
+import type {
+  Destination,
+  DestinationRef,
+  IpvsInfo,
+  IpvsOp,
+  Service,
+  ServiceKey,
+  ServiceState,
+  SyncDaemon,
+  SyncDaemonState,
+  Timeouts,
+} from '../model';
+import { CMD_ATTRS, CTRL_ATTRS, INFO_ATTRS, type CmdRecord } from './attributes';
+import type { OpOutcome } from './batch';
+import { NetlinkChannel, NetlinkStatusError, type ChannelOptions } from './channel';
+import {
+  decodeDaemon,
+  decodeDestination,
+  decodeInfo,
+  decodeService,
+  decodeTimeouts,
+  opRequest,
+  serviceKeyRecord,
+} from './codec';
+import {
+  CTRL_CMD_GETFAMILY,
+  CTRL_VERSION,
+  GENL_ID_CTRL,
+  IPVS_GENL_NAME,
+  IPVS_GENL_VERSION,
+  IpvsCmd,
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_REQUEST,
+  type IpvsCmdNumber,
+} from './constants';
+import { encodeGenlMessage, genlAttrStart, type NetlinkMessage } from './message';
+import { pipelineRequests } from './pipeline';
+import { decodeAttrs } from './tlv';
+
+const E = osConstants.errno;
+
+export interface IpvsClientOptions extends ChannelOptions {
+  /** Sockets that dump destination lists in parallel (default 8). */
+  dumpSockets?: number;
+  /** Upper bound on requests per sendmsg in apply() (default 4096; buffer sizes usually bind first). */
+  maxBatchOps?: number;
+}
+
+export interface ApplyOptions {
+  /** Send nothing after the batch in which an op failed (default false: apply everything possible). */
+  stopOnError?: boolean;
+}
+
+/** One op of an apply() and what became of it. */
+export type OpResult = { op: IpvsOp } & OpOutcome<IpvsError>;
+
+export interface ApplyResult {
+  /** Every op acknowledged. */
+  ok: boolean;
+  /** One entry per op, in the order given. */
+  results: OpResult[];
+  applied: number;
+  failed: number;
+  unknown: number;
+  skipped: number;
+  /** The first op (in op order) that did not succeed, if any. */
+  firstError?: IpvsError;
+  /** sendmsg calls made. */
+  batches: number;
+}
+
+function ipvsError(command: IpvsCommandName, e: unknown, op?: IpvsOp): IpvsError {
+  if (e instanceof IpvsError) return e;
+  if (e instanceof NetlinkStatusError) {
+    if (e.lost) {
+      const base = new IpvsError(command, e.errno, op);
+      return new IpvsError(command, e.errno, op, `${base.message} (${e.message}; the change may or may not be applied)`);
+    }
+    return new IpvsError(command, e.errno, op);
+  }
+  return new IpvsProtocolError(command, e instanceof Error ? e.message : String(e));
+}
+
+export class IpvsClient {
+  private readonly pool: NetlinkChannel[] = [];
+  private closed = false;
+
+  private constructor(
+    private readonly main: NetlinkChannel,
+    /** The generic netlink family id the kernel gave "IPVS". */
+    readonly familyId: number,
+    private readonly opts: IpvsClientOptions,
+  ) {}
+
+  /** Opens a socket and resolves the "IPVS" family (CTRL_CMD_GETFAMILY). */
+  static async open(opts: IpvsClientOptions = {}): Promise<IpvsClient> {
+    let ch: NetlinkChannel;
+    try {
+      ch = new NetlinkChannel(opts);
+    } catch (e) {
+      const errno = typeof (e as { errno?: unknown }).errno === 'number' ? (e as { errno: number }).errno : E.EIO;
+      throw new IpvsError('resolve-family', errno);
+    }
+    try {
+      const familyId = await resolveFamily(ch);
+      return new IpvsClient(ch, familyId, opts);
+    } catch (e) {
+      ch.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.main.close();
+    for (const c of this.pool) c.close();
+    this.pool.length = 0;
+  }
+
+  /** IPVS version and connection table size (IPVS_CMD_GET_INFO). */
+  async info(): Promise<IpvsInfo> {
+    const [m] = await this.request('get-info', IpvsCmd.GET_INFO, {});
+    if (!m) throw new IpvsProtocolError('get-info', 'no reply');
+    return decodeInfo(decodeAttrs(INFO_ATTRS, m.buf, genlAttrStart(m), m.end));
+  }
+
+  /** Connection timeouts (IPVS_CMD_GET_CONFIG). */
+  async timeouts(): Promise<Timeouts> {
+    const [m] = await this.request('get-timeouts', IpvsCmd.GET_CONFIG, {});
+    if (!m) throw new IpvsProtocolError('get-timeouts', 'no reply');
+    return decodeTimeouts(decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end));
+  }
+
+  /** Running sync daemons (IPVS_CMD_GET_DAEMON dump). */
+  async daemons(): Promise<SyncDaemon[]> {
+    const out: SyncDaemon[] = [];
+    await this.dump(this.main, 'get-daemons', IpvsCmd.GET_DAEMON, {}, (rec) => {
+      if (rec.daemon) out.push(decodeDaemon(rec.daemon));
+    });
+    return out;
+  }
+
+  /** Every service with its destinations, in the kernel's table order. */
+  async services(): Promise<ServiceState[]> {
+    const list: ServiceState[] = [];
+    await this.dump(this.main, 'get-services', IpvsCmd.GET_SERVICE, {}, (rec) => {
+      if (rec.service) list.push(decodeService(rec.service));
+    });
+    await this.fillDestinations(list);
+    return list;
+  }
+
+  /** One service with its destinations, or null when the kernel has no such service. */
+  async service(key: ServiceKey): Promise<ServiceState | null> {
+    let replies: NetlinkMessage[];
+    try {
+      replies = await this.request('get-service', IpvsCmd.GET_SERVICE, { service: serviceKeyRecord(key) });
+    } catch (e) {
+      if (e instanceof IpvsError && e.errno === E.ESRCH) return null;
+      throw e;
+    }
+    const m = replies[0];
+    if (!m) throw new IpvsProtocolError('get-service', 'no reply');
+    const rec = decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end);
+    if (!rec.service) throw new IpvsProtocolError('get-service', 'reply without IPVS_CMD_ATTR_SERVICE');
+    const svc = decodeService(rec.service);
+    await this.dumpDestinations(this.main, svc);
+    return svc;
+  }
+
+  /**
+   * Executes `ops` in order, many per sendmsg, one ACK each. Throws only for ops that cannot be encoded
+   * (before anything is sent); kernel refusals are reported per op in the result.
+   */
+  async apply(ops: readonly IpvsOp[], opts: ApplyOptions = {}): Promise<ApplyResult> {
+    const msgs = ops.map((op) => this.encodeOp(op));
+    const results: OpResult[] = ops.map((op) => ({ op, status: 'skipped' }));
+    const report = await this.main.exclusive(() =>
+      pipelineRequests(this.main, msgs, { maxBatchOps: this.opts.maxBatchOps, stopOnError: opts.stopOnError }, (i, r) => {
+        results[i] = { op: ops[i], ...outcomeOf(ops[i], r) };
+      }),
+    );
+    return summarize(results, report.batches);
+  }
+
+  addService(service: Service): Promise<void> {
+    return this.applyOne({ op: 'add-service', service });
+  }
+  editService(service: Service): Promise<void> {
+    return this.applyOne({ op: 'edit-service', service });
+  }
+  deleteService(key: ServiceKey): Promise<void> {
+    return this.applyOne({ op: 'delete-service', key });
+  }
+  addDest(service: ServiceKey, dest: Destination): Promise<void> {
+    return this.applyOne({ op: 'add-dest', service, dest });
+  }
+  editDest(service: ServiceKey, dest: Destination): Promise<void> {
+    return this.applyOne({ op: 'edit-dest', service, dest });
+  }
+  deleteDest(service: ServiceKey, dest: DestinationRef): Promise<void> {
+    return this.applyOne({ op: 'delete-dest', service, dest });
+  }
+  flush(): Promise<void> {
+    return this.applyOne({ op: 'flush' });
+  }
+  zero(service?: ServiceKey): Promise<void> {
+    return this.applyOne(service ? { op: 'zero', service } : { op: 'zero' });
+  }
+  setTimeouts(timeouts: Timeouts): Promise<void> {
+    return this.applyOne({ op: 'set-timeouts', timeouts });
+  }
+  startDaemon(daemon: SyncDaemon): Promise<void> {
+    return this.applyOne({ op: 'start-daemon', daemon });
+  }
+  stopDaemon(state: SyncDaemonState): Promise<void> {
+    return this.applyOne({ op: 'stop-daemon', state });
+  }
+
+  private async applyOne(op: IpvsOp): Promise<void> {
+    const r = await this.apply([op]);
+    const first = r.results[0];
+    if (first.status === 'failed' || first.status === 'unknown') throw first.error;
+  }
+
+  private encodeOp(op: IpvsOp): Buffer {
+    let req;
+    try {
+      req = opRequest(op);
+      return encodeGenlMessage(
+        { family: this.familyId, flags: NLM_F_REQUEST | NLM_F_ACK, seq: 0, cmd: req.cmd, version: IPVS_GENL_VERSION },
+        CMD_ATTRS,
+        req.attrs,
+      );
+    } catch (e) {
+      throw new IpvsError(op.op, E.EINVAL, op, `invalid ${op.op}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private request(command: IpvsCommandName, cmd: IpvsCmdNumber, attrs: CmdRecord): Promise<NetlinkMessage[]> {
+    const ch = this.main;
+    return ch.exclusive(async () => {
+      const seq = ch.reserveSeqs(1);
+      const buf = encodeGenlMessage(
+        { family: this.familyId, flags: NLM_F_REQUEST | NLM_F_ACK, seq, cmd, version: IPVS_GENL_VERSION },
+        CMD_ATTRS,
+        attrs,
+      );
+      try {
+        return await ch.request(seq, buf);
+      } catch (e) {
+        throw ipvsError(command, e);
+      }
+    });
+  }
+
+  private dump(
+    ch: NetlinkChannel,
+    command: IpvsCommandName,
+    cmd: IpvsCmdNumber,
+    attrs: CmdRecord,
+    each: (rec: CmdRecord) => void,
+  ): Promise<void> {
+    return ch.exclusive(async () => {
+      const seq = ch.reserveSeqs(1);
+      const buf = encodeGenlMessage(
+        { family: this.familyId, flags: NLM_F_REQUEST | NLM_F_DUMP, seq, cmd, version: IPVS_GENL_VERSION },
+        CMD_ATTRS,
+        attrs,
+      );
+      try {
+        await ch.dump(seq, buf, (m) => {
+          if (m.type === this.familyId) each(decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end));
+        });
+      } catch (e) {
+        throw ipvsError(command, e);
+      }
+    });
+  }
+
+  private dumpDestinations(ch: NetlinkChannel, svc: ServiceState): Promise<void> {
+    const family = svc.key.family;
+    const dests = svc.destinations;
+    return this.dump(ch, 'get-dests', IpvsCmd.GET_DEST, { service: serviceKeyRecord(svc.key) }, (rec) => {
+      if (rec.dest) dests.push(decodeDestination(rec.dest, family));
+    });
+  }
+
+  private async fillDestinations(list: ServiceState[]): Promise<void> {
+    if (list.length === 0) return;
+    const want = Math.max(1, Math.min(this.opts.dumpSockets ?? 8, list.length));
+    while (this.pool.length < want && !this.closed) this.pool.push(new NetlinkChannel(this.opts));
+    let next = 0;
+    const worker = async (ch: NetlinkChannel): Promise<void> => {
+      while (next < list.length) {
+        const svc = list[next++];
+        await this.dumpDestinations(ch, svc);
+      }
+    };
+    await Promise.all(this.pool.slice(0, want).map(worker));
+  }
+}
+
+function outcomeOf(op: IpvsOp, r: number | NetlinkStatusError): OpOutcome<IpvsError> {
+  if (typeof r === 'number') {
+    return r === 0 ? { status: 'ok' } : { status: 'failed', error: new IpvsError(op.op, r, op) };
+  }
+  const error = ipvsError(op.op, r, op);
+  return r.lost ? { status: 'unknown', error } : { status: 'failed', error };
+}
+
+function summarize(results: OpResult[], batches: number): ApplyResult {
+  let applied = 0;
+  let failed = 0;
+  let unknown = 0;
+  let skipped = 0;
+  let firstError: IpvsError | undefined;
+  for (const r of results) {
+    if (r.status === 'ok') applied++;
+    else if (r.status === 'skipped') skipped++;
+    else {
+      if (r.status === 'failed') failed++;
+      else unknown++;
+      firstError ??= r.error;
+    }
+  }
+  const out: ApplyResult = { ok: applied === results.length, results, applied, failed, unknown, skipped, batches };
+  if (firstError) out.firstError = firstError;
+  return out;
+}
+
+async function resolveFamily(ch: NetlinkChannel): Promise<number> {
+  const seq = ch.reserveSeqs(1);
+  const buf = encodeGenlMessage(
+    { family: GENL_ID_CTRL, flags: NLM_F_REQUEST | NLM_F_ACK, seq, cmd: CTRL_CMD_GETFAMILY, version: CTRL_VERSION },
+    CTRL_ATTRS,
+    { familyName: IPVS_GENL_NAME },
+  );
+  let replies: NetlinkMessage[];
+  try {
+    replies = await ch.request(seq, buf);
+  } catch (e) {
+    if (e instanceof NetlinkStatusError && e.errno === E.ENOENT) throw new IpvsUnavailableError();
+    throw ipvsError('resolve-family', e);
+  }
+  for (const m of replies) {
+    const rec = decodeAttrs(CTRL_ATTRS, m.buf, genlAttrStart(m), m.end);
+    if (rec.familyName === IPVS_GENL_NAME && rec.familyId) return rec.familyId;
+  }
+  throw new IpvsProtocolError('resolve-family', 'CTRL_CMD_GETFAMILY reply without the IPVS family id');
+}
