@@ -136,6 +136,7 @@ Napi::Value Layout(const Napi::CallbackInfo &info) {
   pin.Set("xdp", IPVS_BPF_PIN_XDP);
   pin.Set("tcEgress", IPVS_BPF_PIN_TC_EGRESS);
   pin.Set("tcIngress", IPVS_BPF_PIN_TC_INGRESS);
+  pin.Set("xdpPass", IPVS_BPF_PIN_XDP_PASS);
   r.Set("pin", pin);
 
   Napi::Object cfg = Napi::Object::New(env);

@@ -72,6 +72,7 @@
 #define IPVS_BPF_PIN_XDP "prog_xdp_fastpath"
 #define IPVS_BPF_PIN_TC_EGRESS "prog_tc_snat"
 #define IPVS_BPF_PIN_TC_INGRESS "prog_tc_reply"
+#define IPVS_BPF_PIN_XDP_PASS "prog_xdp_pass" /* for veth peers that receive XDP_TX/REDIRECT */
 /* Default capacity (entries) when configuration does not say; 3 per connection. */
 #define IPVS_BPF_CT_DEFAULT_ENTRIES (1u << 20)
 
