@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Runs INSIDE the lab VM (root), with the patched modules from build.sh loaded
+# in place of the stock ones. Checks plain NAT with bpf_mode=0, the map
+# hand-over errnos, BPF mode (PRE_ROUTING, untracked, 3 entries per conn,
+# removal on expiry) and a real server on the LB host.
+# Usage: vm-smoke.sh <ipvs-bpf-ctl binary>
+set -u
+CTL=$1
+fails=0
+check() { # $1 = name, $2 = expected, $3 = actual
+	if [ "$2" = "$3" ]; then echo "PASS $1"; else echo "FAIL $1: want '$2' got '$3'"; fails=$((fails+1)); fi
+}
+counter() { awk -v k="$1" '$1==k {print $2}' /proc/net/ip_vs_bpf; }
+
+modprobe nf_conntrack; modprobe ip_vs; modprobe ip_vs_rr
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+sysctl -qw net.ipv4.ip_forward=1
+
+ip netns add cli; ip netns add rs
+ip link add vc type veth peer name vc0 netns cli
+ip link add vr type veth peer name vr0 netns rs
+ip addr add 10.0.1.1/24 dev vc; ip link set vc up
+ip addr add 10.0.2.1/24 dev vr; ip link set vr up
+ip addr add 10.0.0.100/32 dev lo; ip addr add 10.0.0.101/32 dev lo; ip link set lo up
+ip -n cli addr add 10.0.1.2/24 dev vc0; ip -n cli link set vc0 up; ip -n cli link set lo up
+ip -n cli route add default via 10.0.1.1
+ip -n rs addr add 10.0.2.2/24 dev vr0; ip -n rs link set vr0 up; ip -n rs link set lo up
+ip -n rs route add default via 10.0.2.1
+ip netns exec rs socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:'echo remote-rs' &
+socat TCP-LISTEN:8081,bind=10.0.1.1,fork,reuseaddr SYSTEM:'echo local-rs' &
+sleep 1
+
+ipvsadm -A -t 10.0.0.100:80 -s rr && ipvsadm -a -t 10.0.0.100:80 -r 10.0.2.2:8080 -m
+ipvsadm -A -t 10.0.0.101:80 -s rr && ipvsadm -a -t 10.0.0.101:80 -r 10.0.1.1:8081 -m
+ipvsadm --set 30 2 5
+
+get() { ip netns exec cli socat -T3 - TCP:$1,connect-timeout=3 </dev/null 2>&1; }
+
+echo "== plain mode"
+check plain.bpf_mode 0 "$(sysctl -n net.ipv4.vs.bpf_mode)"
+check plain.remote "remote-rs" "$(get 10.0.0.100:80)"
+check plain.local "local-rs" "$(get 10.0.0.101:80)"
+check plain.tracked 1 "$(conntrack -L 2>/dev/null | grep -c 'dport=80 .*src=10.0.2.2' | tr -d ' ' | awk '{print ($1>0)}')"
+
+echo "== hand-over errnos"
+bpftool map create /sys/fs/bpf/good type hash key 40 value 64 entries 1024 name ipvs_ct_v1
+bpftool map create /sys/fs/bpf/good2 type hash key 40 value 64 entries 1024 name ipvs_ct_v1
+bpftool map create /sys/fs/bpf/badkey type hash key 20 value 64 entries 1024 name ipvs_ct_v1
+bpftool map create /sys/fs/bpf/badtype type array key 4 value 64 entries 16 name ipvs_ct_v1
+bpftool map create /sys/fs/bpf/badname type hash key 40 value 64 entries 1024 name other
+check err.detach_none "error ENOENT 2" "$($CTL cmd detach)"
+check err.badfd "error EBADF 9" "$($CTL attach-fd 999)"
+check err.notmap "error EINVAL 22" "$($CTL attach-fd 0)"
+check err.badkey "error EMSGSIZE 90" "$($CTL attach /sys/fs/bpf/badkey)"
+check err.badtype "error EMEDIUMTYPE 124" "$($CTL attach /sys/fs/bpf/badtype)"
+check err.badname "error EPROTO 71" "$($CTL attach /sys/fs/bpf/badname)"
+check err.badabi "error EPROTO 71" "$($CTL attach /sys/fs/bpf/good 2)"
+check err.badcmd "error EOPNOTSUPP 95" "$($CTL cmd frobnicate)"
+check err.badports "error ERANGE 34" "$($CTL cmd 'ports 9 3')"
+check attach.ok ok "$($CTL attach /sys/fs/bpf/good)"
+check attach.same ok "$($CTL attach /sys/fs/bpf/good)"
+check attach.other "error EBUSY 16" "$($CTL attach /sys/fs/bpf/good2)"
+check detach.ok ok "$($CTL cmd detach)"
+check reattach.ok ok "$($CTL attach /sys/fs/bpf/good)"
+check snat.ok ok "$($CTL cmd 'snat 10.0.2.1')"
+check ports.ok ok "$($CTL cmd 'ports 20000 40000')"
+cat /proc/net/ip_vs_bpf
+
+echo "== BPF mode"
+sysctl -qw net.ipv4.vs.bpf_mode=1
+conntrack -F 2>/dev/null
+check bpf.remote "remote-rs" "$(get 10.0.0.100:80)"
+ipvsadm -Lnc
+n=$(bpftool map dump pinned /sys/fs/bpf/good -j | grep -o '"key"' | wc -l)
+echo "entries right after: $n"
+bpftool map dump pinned /sys/fs/bpf/good | head -40
+check bpf.inserts 3 "$(counter inserts)"
+check bpf.untracked 0 "$(conntrack -L 2>/dev/null | grep -c 'dport=80 ' | tr -d ' ')"
+check bpf.local "local-rs" "$(get 10.0.0.101:80)"
+check bpf.local_rs 1 "$(counter local_rs)"
+sleep 8
+ipvsadm -Lnc
+check bpf.expired_entries 0 "$(bpftool map dump pinned /sys/fs/bpf/good -j | grep -o '"key"' | wc -l | tr -d ' ')"
+check bpf.deletes 3 "$(counter deletes)"
+check bpf.conns 0 "$(counter conns)"
+
+echo "== fallback without map"
+check detach2.ok ok "$($CTL cmd detach)"
+check nomap.remote "remote-rs" "$(get 10.0.0.100:80)"
+check nomap.counted 1 "$(counter no_map)"
+check fallback.drop ok "$($CTL cmd 'fallback drop')"
+check refused.remote "" "$(get 10.0.0.100:80 | grep -c remote-rs | sed 's/^0$//')"
+check refused.counted 1 "$([ "$(counter refused)" -ge 1 ] && echo 1)"
+
+echo "== back to plain"
+sysctl -qw net.ipv4.vs.bpf_mode=0
+check plain2.remote "remote-rs" "$(get 10.0.0.100:80)"
+cat /proc/net/ip_vs_bpf
+dmesg | grep -iE 'ipvs|bug|warn|oops' | tail -20
+echo "FAILS=$fails"
+[ $fails = 0 ]
