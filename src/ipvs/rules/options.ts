@@ -180,9 +180,12 @@ export const TUNNEL_OPTIONS: Readonly<Record<(typeof TUNNEL_TYPES)[number], stri
   gre: 'x11x',
 };
 
-/** Schedulers in Linux 6.1 ("none" is accepted by the kernel: no scheduler). */
+/**
+ * Schedulers Debian bookworm's 6.1 kernel can load ("none" is accepted by the kernel: no
+ * scheduler). "twos" exists in 6.1's source but CONFIG_IP_VS_TWOS is not set there.
+ */
 export const KNOWN_SCHEDULERS: readonly string[] = [
-  'rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos', 'none',
+  'rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'none',
 ];
 
 /** Persistence engines in Linux 6.1. */
