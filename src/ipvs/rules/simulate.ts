@@ -122,7 +122,10 @@ function checkDestAttrs(d: Destination): void {
 
 /**
  * Apply one op as the kernel would; returns the new state or throws KernelStateError.
- * New services and destinations are appended (the kernel's own order differs; listings sort).
+ * A new real server goes first in its service's list, as the kernel links it: that is the order
+ * the kernel lists them in, and ipvsadm's (not always consistent) sort starts from it. New
+ * services are appended; the kernel's own service order follows a hash seeded by a kernel
+ * address and cannot be predicted.
  * zero, set-timeouts and the sync-daemon ops do not change the service list.
  */
 export function applyOp(state: readonly DesiredService[], op: IpvsOp, opts: SimulateOptions = {}): DesiredService[] {
@@ -159,7 +162,8 @@ export function applyOp(state: readonly DesiredService[], op: IpvsOp, opts: Simu
       if (op.op === 'add-dest') {
         if (j >= 0) throw new KernelStateError('EEXIST', 'Destination already exists');
         if (validate && !destAddressUsable(op.dest)) throw new KernelStateError('EINVAL', EINVAL_TEXT);
-        return replaceAt(k, { ...svc, destinations: [...svc.destinations, destinationOnly(op.dest)] });
+        // The kernel links a new real server at the head of the service's list.
+        return replaceAt(k, { ...svc, destinations: [destinationOnly(op.dest), ...svc.destinations] });
       }
       if (j < 0) throw new KernelStateError('ENOENT', 'No such destination');
       return replaceAt(k, {
