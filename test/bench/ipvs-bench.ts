@@ -1,0 +1,144 @@
+/**
+ * `npm run bench:ipvs`: ipvs-bpfctl vs ipvsadm on real IPVS in the lab VM, side by side in one run.
+ *
+ * Each round boots the VM twice, once per tool, because IPVS keeps removed real servers in a trash list
+ * that every later add scans: a restore timed after another restore in the same boot measures the trash,
+ * not the tool. Rounds alternate which tool goes first. Figures are medians over the rounds; the last
+ * line is one JSON object.
+ *
+ * Environment: BENCH_SERVICES (10000), BENCH_SERVERS (10), BENCH_ROUNDS (3).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { runInVm, type LabVmResult } from '../lab/vm';
+import { benchEditTarget, benchRules } from './ipvs-rules';
+
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 10000);
+const SERVERS = Number(process.env.BENCH_SERVERS ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WORK = '/var/tmp/ipvs-bpf-bench';
+
+const PRELUDE = `set -euo pipefail
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+res() { echo "$1=$2" >>"$LAB_OUT/results"; echo "  $1=$2"; }
+modprobe ip_vs
+t0=$(ms); node -e 0; res node_start_ms $(( $(ms) - t0 ))
+`;
+
+function ipvsadmBoot(rules: string): string {
+  return `${PRELUDE}
+t0=$(ms); ipvsadm -R <${rules}; res ipvsadm_restore_ms $(( $(ms) - t0 ))
+for i in 1 2 3; do
+  t0=$(ms); ipvsadm -Sn >/tmp/ipvsadm.save; res ipvsadm_save_ms $(( $(ms) - t0 ))
+  t0=$(ms); ./bin/ipvs-bpfctl -Sn >/tmp/ours.save; res ours_save_ms $(( $(ms) - t0 ))
+done
+cmp -s /tmp/ipvsadm.save ${rules} && res ipvsadm_roundtrip 1 || res ipvsadm_roundtrip 0
+cmp -s /tmp/ipvsadm.save /tmp/ours.save && res save_identical 1 || res save_identical 0
+`;
+}
+
+function oursBoot(rules: string): string {
+  const { vip, rs } = benchEditTarget(SERVICES, SERVERS);
+  return `${PRELUDE}
+t0=$(ms); ./bin/ipvs-bpfctl -R <${rules}; res ours_restore_ms $(( $(ms) - t0 ))
+ipvsadm -Sn >/tmp/after.save
+cmp -s /tmp/after.save ${rules} && res ours_restore_identical 1 || res ours_restore_identical 0
+node dist/test/bench/vm/one-change.js ${vip} ${rs} >/tmp/one.json
+res one_change_json "$(cat /tmp/one.json)"
+t0=$(ms); ./bin/ipvs-bpfctl -e -t ${vip} -r ${rs} -m -w 7; res cli_edit_ms $(( $(ms) - t0 ))
+ipvsadm -Ln -t ${vip} | grep -q '${rs}.*Masq *7 ' && res cli_edit_ok 1 || res cli_edit_ok 0
+`;
+}
+
+function parseResults(r: LabVmResult): Map<string, string[]> {
+  if (r.exitCode !== 0) {
+    throw new Error(`lab VM run failed (exit ${r.exitCode}${r.error ? `: ${r.error}` : ''}):\n${r.console.slice(-3000)}`);
+  }
+  const m = new Map<string, string[]>();
+  for (const line of readFileSync(path.join(r.outDir, 'results'), 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq < 0) continue;
+    const k = line.slice(0, eq);
+    m.set(k, [...(m.get(k) ?? []), line.slice(eq + 1)]);
+  }
+  return m;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  if (n === 0) return NaN;
+  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+function nums(m: Map<string, string[]>, k: string): number[] {
+  const v = m.get(k);
+  if (!v) throw new Error(`benchmark result ${k} missing`);
+  return v.map(Number);
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+async function main(): Promise<void> {
+  mkdirSync(WORK, { recursive: true });
+  const rules = path.join(WORK, `rules-${SERVICES}x${SERVERS}.txt`);
+  writeFileSync(rules, benchRules(SERVICES, SERVERS));
+  console.log(`bench:ipvs: ${SERVICES} services x ${SERVERS} real servers (${SERVICES * (SERVERS + 1)} rules), ${ROUNDS} rounds, lab VM (qemu TCG, Debian 6.1)`);
+
+  const acc = new Map<string, number[]>();
+  const push = (k: string, v: number): void => void acc.set(k, [...(acc.get(k) ?? []), v]);
+  const checks: string[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const order = round % 2 ? (['ipvsadm', 'ours'] as const) : (['ours', 'ipvsadm'] as const);
+    for (const tool of order) {
+      console.log(`round ${round}: boot for ${tool}`);
+      const r = await runInVm({ script: tool === 'ipvsadm' ? ipvsadmBoot(rules) : oursBoot(rules), timeoutMs: 30 * 60 * 1000 });
+      const m = parseResults(r);
+      push('node_start_ms', median(nums(m, 'node_start_ms')));
+      if (tool === 'ipvsadm') {
+        push('ipvsadm_restore_ms', nums(m, 'ipvsadm_restore_ms')[0]!);
+        push('ipvsadm_save_ms', median(nums(m, 'ipvsadm_save_ms')));
+        push('ours_save_ms', median(nums(m, 'ours_save_ms')));
+        if (nums(m, 'ipvsadm_roundtrip')[0] !== 1) checks.push(`round ${round}: ipvsadm -Sn differs from its -R input`);
+        if (nums(m, 'save_identical')[0] !== 1) checks.push(`round ${round}: ipvs-bpfctl -Sn differs from ipvsadm -Sn`);
+      } else {
+        push('ours_restore_ms', nums(m, 'ours_restore_ms')[0]!);
+        const one = JSON.parse(m.get('one_change_json')?.[0] ?? '{}') as { total_ms?: number; ops?: number; weight_after?: number };
+        if (one.ops !== 1 || typeof one.total_ms !== 'number') checks.push(`round ${round}: one-change did not make exactly one change`);
+        push('one_change_ms', one.total_ms ?? NaN);
+        push('cli_edit_ms', nums(m, 'cli_edit_ms')[0]!);
+        if (nums(m, 'ours_restore_identical')[0] !== 1) checks.push(`round ${round}: ipvsadm -Sn after ipvs-bpfctl -R differs from the input`);
+        if (nums(m, 'cli_edit_ok')[0] !== 1) checks.push(`round ${round}: ipvs-bpfctl -e did not change the weight`);
+      }
+    }
+  }
+  const med = (k: string): number => median(acc.get(k) ?? []);
+  const fig = {
+    services: SERVICES,
+    servers_per_service: SERVERS,
+    rounds: ROUNDS,
+    ipvsadm_restore_ms: med('ipvsadm_restore_ms'),
+    ours_restore_ms: med('ours_restore_ms'),
+    restore_ratio: round2(med('ours_restore_ms') / med('ipvsadm_restore_ms')),
+    ipvsadm_save_ms: med('ipvsadm_save_ms'),
+    ours_save_ms: med('ours_save_ms'),
+    save_ratio: round2(med('ours_save_ms') / med('ipvsadm_save_ms')),
+    one_change_ms: round2(med('one_change_ms')),
+    cli_edit_ms: med('cli_edit_ms'),
+    node_start_ms: med('node_start_ms'),
+    checks_ok: checks.length === 0,
+  };
+  console.log('');
+  console.log(`restore  ipvsadm -R ${fig.ipvsadm_restore_ms} ms   ipvs-bpfctl -R ${fig.ours_restore_ms} ms   ratio ${fig.restore_ratio} (goal <= 0.5)`);
+  console.log(`save     ipvsadm -Sn ${fig.ipvsadm_save_ms} ms  ipvs-bpfctl -Sn ${fig.ours_save_ms} ms  ratio ${fig.save_ratio} (goal <= 1)`);
+  console.log(`one weight change on the full table: ${fig.one_change_ms} ms in the reconciler+apply (goal <= 20); ipvs-bpfctl -e wall ${fig.cli_edit_ms} ms`);
+  console.log(`(node itself takes ${fig.node_start_ms} ms to start in this emulated VM; every CLI figure includes it)`);
+  for (const c of checks) console.log(`CHECK FAILED: ${c}`);
+  console.log(JSON.stringify(fig));
+  if (checks.length) process.exitCode = 1;
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench:ipvs: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});
