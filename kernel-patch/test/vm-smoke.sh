@@ -12,7 +12,7 @@ check() { # $1 = name, $2 = expected, $3 = actual
 }
 counter() { awk -v k="$1" '$1==k {print $2}' /proc/net/ip_vs_bpf; }
 
-modprobe nf_conntrack; modprobe ip_vs; modprobe ip_vs_rr
+modprobe nf_conntrack; modprobe nf_conntrack_netlink; modprobe ip_vs; modprobe ip_vs_rr
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 sysctl -qw net.ipv4.ip_forward=1
 
@@ -26,21 +26,28 @@ ip -n cli addr add 10.0.1.2/24 dev vc0; ip -n cli link set vc0 up; ip -n cli lin
 ip -n cli route add default via 10.0.1.1
 ip -n rs addr add 10.0.2.2/24 dev vr0; ip -n rs link set vr0 up; ip -n rs link set lo up
 ip -n rs route add default via 10.0.2.1
-ip netns exec rs socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:'echo remote-rs' &
-socat TCP-LISTEN:8081,bind=10.0.1.1,fork,reuseaddr SYSTEM:'echo local-rs' &
+ip netns exec rs socat -t5 TCP-LISTEN:8080,fork,reuseaddr SYSTEM:'echo remote-rs' &
+socat -t5 TCP-LISTEN:8081,bind=10.0.1.1,fork,reuseaddr SYSTEM:'echo local-rs' &
 sleep 1
 
 ipvsadm -A -t 10.0.0.100:80 -s rr && ipvsadm -a -t 10.0.0.100:80 -r 10.0.2.2:8080 -m
 ipvsadm -A -t 10.0.0.101:80 -s rr && ipvsadm -a -t 10.0.0.101:80 -r 10.0.1.1:8081 -m
 ipvsadm --set 30 2 5
+# Make conntrack active in this netns and let IPVS keep (plain mode) or not
+# (BPF mode) the conntrack entries of its flows.
+iptables -A FORWARD -m conntrack --ctstate NEW,ESTABLISHED,UNTRACKED -j ACCEPT
+sysctl -qw net.ipv4.vs.conntrack=1
+sysctl -qw net.ipv4.vs.expire_nodest_conn=1
 
-get() { ip netns exec cli socat -T3 - TCP:$1,connect-timeout=3 </dev/null 2>&1; }
+# -t: keep reading after our EOF long enough for the slow (TCG) server reply
+get() { ip netns exec cli socat -t5 -T5 - TCP:$1,connect-timeout=3 </dev/null 2>&1; }
+ctcount() { conntrack -L 2>/dev/null | grep -c "dst=$1 " | tr -d ' '; }
 
 echo "== plain mode"
 check plain.bpf_mode 0 "$(sysctl -n net.ipv4.vs.bpf_mode)"
 check plain.remote "remote-rs" "$(get 10.0.0.100:80)"
 check plain.local "local-rs" "$(get 10.0.0.101:80)"
-check plain.tracked 1 "$(conntrack -L 2>/dev/null | grep -c 'dport=80 .*src=10.0.2.2' | tr -d ' ' | awk '{print ($1>0)}')"
+check plain.tracked 1 "$(ctcount 10.0.0.100 | awk '{print ($1>0)}')"
 
 echo "== hand-over errnos"
 bpftool map create /sys/fs/bpf/good type hash key 40 value 64 entries 1024 name ipvs_ct_v1
@@ -75,17 +82,27 @@ n=$(bpftool map dump pinned /sys/fs/bpf/good -j | grep -o '"key"' | wc -l)
 echo "entries right after: $n"
 bpftool map dump pinned /sys/fs/bpf/good | head -40
 check bpf.inserts 3 "$(counter inserts)"
-check bpf.untracked 0 "$(conntrack -L 2>/dev/null | grep -c 'dport=80 ' | tr -d ' ')"
+check bpf.untracked 0 "$(ctcount 10.0.0.100)"
 check bpf.local "local-rs" "$(get 10.0.0.101:80)"
 check bpf.local_rs 1 "$(counter local_rs)"
-sleep 8
+# Expire the conns: TIME_WAIT lasts 2 min, so remove the real server
+# (expire_nodest_conn=1 flushes its conns) and put it back.
+ipvsadm -d -t 10.0.0.100:80 -r 10.0.2.2:8080
+sleep 3
+ipvsadm -a -t 10.0.0.100:80 -r 10.0.2.2:8080 -m
 ipvsadm -Lnc
 check bpf.expired_entries 0 "$(bpftool map dump pinned /sys/fs/bpf/good -j | grep -o '"key"' | wc -l | tr -d ' ')"
 check bpf.deletes 3 "$(counter deletes)"
 check bpf.conns 0 "$(counter conns)"
 
+echo "== detach removes the entries of live conns"
+check bpf.remote2 "remote-rs" "$(get 10.0.0.100:80)"
+check bpf.entries2 3 "$(bpftool map dump pinned /sys/fs/bpf/good -j | grep -o '"key"' | wc -l | tr -d ' ')"
+
 echo "== fallback without map"
 check detach2.ok ok "$($CTL cmd detach)"
+check detach2.flushed 1 "$(counter flushed)"
+check detach2.entries 0 "$(bpftool map dump pinned /sys/fs/bpf/good -j | grep -o '"key"' | wc -l | tr -d ' ')"
 check nomap.remote "remote-rs" "$(get 10.0.0.100:80)"
 check nomap.counted 1 "$(counter no_map)"
 check fallback.drop ok "$($CTL cmd 'fallback drop')"
