@@ -87,3 +87,27 @@ describe('lab VM, shell mode', () => {
     expect(r.durationMs).toBeLessThan(20_000);
   });
 });
+
+describe('lab VM, systemd mode', () => {
+  it('boots systemd as PID 1 with a D-Bus system bus, runs the script once the system is up, and powers off', async () => {
+    const r = await runInVm({
+      init: 'systemd',
+      timeoutMs: 4 * 60 * 1000,
+      script: [
+        'echo "pid1=$(cat /proc/1/comm)"',
+        'echo "state=$(systemctl is-system-running --wait)"',
+        'busctl --system list --no-pager > "$LAB_OUT/bus-names"',
+        'echo "tmp=$(findmnt -n -o FSTYPE /tmp)"',
+        'exit 7',
+      ].join('\n'),
+    });
+    expect(r.error).toBeUndefined();
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode).toBe(7);
+    expect(r.console).toContain('pid1=systemd');
+    expect(r.console).toMatch(/state=(running|degraded)\n/);
+    expect(r.console).toContain('tmp=tmpfs');
+    const busNames = await fs.readFile(path.join(r.outDir, 'bus-names'), 'utf8');
+    expect(busNames).toMatch(/^org\.freedesktop\.DBus\s/m);
+  });
+});

@@ -62,9 +62,11 @@ mount --bind "$R$LAB_MODULES_DIR" "$R/lib/modules/$LAB_KVER" || fail "cannot bin
 # The run share at the same path as on the host, so LAB_OUT names the same directory on both sides.
 mkdir -p "$R$LAB_RUN_DIR"
 mount --move /share "$R$LAB_RUN_DIR"
-# Nothing from the host's fstab or machine identity applies here.
+# Nothing from the host's fstab, machine identity or container markers applies here (systemd would believe
+# it runs in docker because of /.dockerenv, and skip udev and more).
 : >$R/etc/fstab
-rm -f $R/etc/machine-id
+rm -f $R/.dockerenv $R/run/.containerenv
+tr -d - <$R/proc/sys/kernel/random/uuid >$R/etc/machine-id
 echo lab >$R/etc/hostname
 hostname lab
 ip link set lo up
@@ -84,26 +86,31 @@ EOF
 Description=Lab VM payload
 After=multi-user.target dbus.service
 Wants=dbus.service
+SuccessAction=poweroff-force
+FailureAction=poweroff-force
 
 [Service]
-Type=oneshot
+# exec, not oneshot: the boot transaction must finish (is-system-running = running) while the payload runs.
+Type=exec
 ExecStart=/bin/bash $LAB_CHECKOUT/test/lab/run-payload.sh $LAB_RUN_DIR
 StandardInput=null
 StandardOutput=tty
 StandardError=inherit
 TTYPath=/dev/console
 TimeoutStartSec=infinity
-SuccessAction=poweroff-force
-FailureAction=poweroff-force
 EOF
   ln -sf lab.target "$U/default.target"
-  # Units that only slow a throw-away VM down (gettys, timers, host services, waits for a network).
+  # Units that only slow a throw-away VM down (gettys, timers, waits for a network), and the host's own
+  # services, which would change the kernel state tests start from (IPVS rules, nftables, iperf3 server).
   for u in getty@tty1.service serial-getty@ttyS0.service console-getty.service getty.target \
            postgresql.service e2scrub_reap.service e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer \
            dpkg-db-backup.timer fstrim.timer man-db.timer systemd-tmpfiles-clean.timer \
            systemd-timesyncd.service systemd-pstore.service systemd-networkd-wait-online.service \
            NetworkManager-wait-online.service remote-fs.target systemd-firstboot.service \
-           systemd-random-seed.service systemd-update-utmp.service systemd-update-utmp-runlevel.service; do
+           systemd-random-seed.service systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+           modprobe@drm.service modprobe@dm_mod.service modprobe@loop.service systemd-binfmt.service \
+           proc-sys-fs-binfmt_misc.automount systemd-sysusers.service \
+           ipvsadm.service nftables.service iperf3.service systemd-networkd.service systemd-networkd.socket; do
     ln -sf /dev/null "$U/$u"
   done
   exec switch_root $R /lib/systemd/systemd

@@ -117,6 +117,8 @@ export async function prepareLabKernel(): Promise<LabKernel> {
 
 interface BootFiles {
   kernel: LabKernel;
+  /** What qemu boots: the uncompressed vmlinux (direct PVH boot, seconds faster under TCG) or the bzImage. */
+  bootImage: string;
   initramfs: string;
 }
 
@@ -128,7 +130,7 @@ async function prepareBoot(): Promise<BootFiles> {
     modulesDir: required(k, 'LAB_MODULES_DIR', 'prepare-kernel.sh'),
   };
   const i = await runKeyValueScript(labScript('build-initramfs.sh'), k);
-  return { kernel, initramfs: required(i, 'LAB_INITRAMFS', 'build-initramfs.sh') };
+  return { kernel, bootImage: k.LAB_VMLINUX || kernel.vmlinuz, initramfs: required(i, 'LAB_INITRAMFS', 'build-initramfs.sh') };
 }
 
 function findOnPath(exe: string): string | undefined {
@@ -239,7 +241,7 @@ export async function runInVm(opts: LabVmOptions): Promise<LabVmResult> {
     '-accel', 'tcg', '-cpu', 'max',
     '-m', String(opts.memoryMb ?? 2048), '-smp', String(opts.cpus ?? 2),
     '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot',
-    '-kernel', boot.kernel.vmlinuz, '-initrd', boot.initramfs, '-append', cmdline.join(' '),
+    '-kernel', boot.bootImage, '-initrd', boot.initramfs, '-append', cmdline.join(' '),
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${runDir},mount_tag=labrun,security_model=none,multidevs=remap`,
   ];
