@@ -130,6 +130,11 @@ export class IpvsClient {
     }
   }
 
+  /** Effective SO_RCVBUF / SO_SNDBUF of the socket that carries writes (they size apply() batches). */
+  get socketBuffers(): { recv: number; send: number } {
+    return { recv: this.main.recvBufferSize, send: this.main.sendBufferSize };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
