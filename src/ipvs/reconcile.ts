@@ -12,16 +12,18 @@
  */
 import {
   type Destination,
+  type DestinationRef,
   type DesiredService,
   type IpvsOp,
   type Service,
+  type ServiceKey,
   type SyncDaemon,
   type Timeouts,
   destinationId,
   serviceKeyId,
 } from './model';
 import { tunnelFlagsValue } from './rules/format';
-import { applyOp, destinationOnly, serviceOnly, toDesired } from './rules/simulate';
+import { SimulatedTable, destinationOnly, serviceOnly } from './rules/simulate';
 
 /** Whether two services have the same attributes (key aside). */
 export function sameServiceAttrs(a: Service, b: Service): boolean {
@@ -102,12 +104,37 @@ export interface InvertContext {
   daemons?: readonly SyncDaemon[];
 }
 
+/** Where invert() looks up what an op changed. */
+interface TableView {
+  service(key: ServiceKey): DesiredService | undefined;
+  destination(key: ServiceKey, dest: DestinationRef): Destination | undefined;
+  services(): readonly DesiredService[];
+}
+
+function listView(before: readonly DesiredService[]): TableView {
+  const service = (key: ServiceKey): DesiredService | undefined => {
+    const id = serviceKeyId(key);
+    return before.find((s) => serviceKeyId(s.key) === id);
+  };
+  return {
+    service,
+    destination(key, dest) {
+      const id = destinationId(dest);
+      return service(key)?.destinations.find((d) => destinationId(d) === id);
+    },
+    services: () => before,
+  };
+}
+
 /**
  * The ops that undo `op`, given the service table just before it was applied.
  * zero cannot be undone (counters are lost) and gives no ops.
  */
 export function invert(op: IpvsOp, before: readonly DesiredService[], ctx: InvertContext = {}): IpvsOp[] {
-  const find = (id: string): DesiredService | undefined => before.find((s) => serviceKeyId(s.key) === id);
+  return invertIn(op, listView(before), ctx);
+}
+
+function invertIn(op: IpvsOp, before: TableView, ctx: InvertContext): IpvsOp[] {
   const recreate = (s: DesiredService): IpvsOp[] => [
     { op: 'add-service', service: serviceOnly(s) },
     ...s.destinations.map((d): IpvsOp => ({ op: 'add-dest', service: { ...s.key }, dest: destinationOnly(d) })),
@@ -116,24 +143,23 @@ export function invert(op: IpvsOp, before: readonly DesiredService[], ctx: Inver
     case 'add-service':
       return [{ op: 'delete-service', key: { ...op.service.key } }];
     case 'edit-service': {
-      const old = find(serviceKeyId(op.service.key));
+      const old = before.service(op.service.key);
       return old ? [{ op: 'edit-service', service: serviceOnly(old) }] : [];
     }
     case 'delete-service': {
-      const old = find(serviceKeyId(op.key));
+      const old = before.service(op.key);
       return old ? recreate(old) : [];
     }
     case 'add-dest':
       return [{ op: 'delete-dest', service: { ...op.service }, dest: { family: op.dest.family, address: op.dest.address, port: op.dest.port } }];
     case 'edit-dest':
     case 'delete-dest': {
-      const svc = find(serviceKeyId(op.service));
-      const old = svc?.destinations.find((d) => destinationId(d) === destinationId(op.dest));
+      const old = before.destination(op.service, op.dest);
       if (!old) return [];
       return [{ op: op.op === 'edit-dest' ? 'edit-dest' : 'add-dest', service: { ...op.service }, dest: destinationOnly(old) }];
     }
     case 'flush':
-      return before.flatMap(recreate);
+      return before.services().flatMap(recreate);
     case 'zero':
       return [];
     case 'set-timeouts':
@@ -152,12 +178,14 @@ export function invert(op: IpvsOp, before: readonly DesiredService[], ctx: Inver
  * given the service table before the first of them. Applying the result restores `before`.
  */
 export function rollbackOps(applied: readonly IpvsOp[], before: readonly DesiredService[], ctx: InvertContext = {}): IpvsOp[] {
-  let state = toDesired(before);
+  const table = new SimulatedTable(before, { validate: false });
   const undo: IpvsOp[][] = [];
   for (const op of applied) {
-    undo.push(invert(op, state, ctx));
+    undo.push(invertIn(op, table, ctx));
     // The kernel accepted op, so replaying it on our copy must succeed.
-    state = applyOp(state, op, { validate: false });
+    table.apply(op);
   }
-  return undo.reverse().flat();
+  const out: IpvsOp[] = [];
+  for (let i = undo.length - 1; i >= 0; i--) for (const u of undo[i]) out.push(u);
+  return out;
 }

@@ -8,7 +8,7 @@ import type { DesiredService, IpvsOp } from '../model';
 import { commandToOp } from './command';
 import { RuleFileError, type RuleLineError } from './errors';
 import type { RuleLine } from './ruleFile';
-import { applyOp, KernelStateError, toDesired, type SimulateOptions } from './simulate';
+import { KernelStateError, SimulatedTable, type SimulateOptions } from './simulate';
 
 export interface ReplayOptions extends SimulateOptions {
   /** The state the commands start from (default: empty, as after `ipvsadm -C`). */
@@ -27,14 +27,14 @@ export interface ReplayResult {
 /** Replay commands; throws RuleFileError listing every line the kernel would refuse. */
 export function replayRules(commands: readonly RuleLine[], opts: ReplayOptions = {}): ReplayResult {
   const source = opts.source ?? 'rules';
-  let state = toDesired(opts.initial ?? []);
+  const table = new SimulatedTable(opts.initial ?? [], opts);
   const otherOps: { line: number; op: IpvsOp }[] = [];
   const errors: RuleLineError[] = [];
   for (const { line, command } of commands) {
     const op = commandToOp(command);
     if (op === undefined) continue;
     try {
-      state = applyOp(state, op, opts);
+      table.apply(op);
       if (op.op === 'zero' || op.op === 'set-timeouts' || op.op === 'start-daemon' || op.op === 'stop-daemon') {
         otherOps.push({ line, op });
       }
@@ -44,7 +44,7 @@ export function replayRules(commands: readonly RuleLine[], opts: ReplayOptions =
     }
   }
   if (errors.length > 0) throw new RuleFileError(errors);
-  return { services: state, otherOps };
+  return { services: table.services(), otherOps };
 }
 
 /** The service table a rule file describes (see replayRules). */

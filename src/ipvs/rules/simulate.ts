@@ -190,3 +190,115 @@ export function applyOp(state: readonly DesiredService[], op: IpvsOp, opts: Simu
       return [...state];
   }
 }
+
+/**
+ * The same kernel behaviour as applyOp(), over a table it owns and changes in place: O(1) per op
+ * (services indexed by key, each service's real servers by address), where applyOp() copies the
+ * whole list. For replaying long rule files and for undoing long op lists. Give it what applyOp()
+ * accepts, except that keys are unique, as in any table the kernel or a replay produces.
+ */
+export class SimulatedTable {
+  /**
+   * Services by serviceKeyId in table order. Each service's real servers are kept by destinationId in
+   * the reverse of the kernel's order (the kernel links a new one at the head; a Map appends).
+   */
+  private readonly table = new Map<string, { service: Service; dests: Map<string, Destination> }>();
+
+  constructor(
+    initial: readonly DesiredService[] = [],
+    private readonly opts: SimulateOptions = {},
+  ) {
+    for (const s of initial) {
+      const dests = new Map<string, Destination>();
+      for (let i = s.destinations.length - 1; i >= 0; i--) {
+        const d = s.destinations[i];
+        dests.set(destinationId(d), destinationOnly(d));
+      }
+      this.table.set(serviceKeyId(s.key), { service: serviceOnly(s), dests });
+    }
+  }
+
+  /** Apply one op as applyOp() would: the same checks in the same order, the same errors. */
+  apply(op: IpvsOp): void {
+    const validate = this.opts.validate ?? true;
+    const table = this.table;
+    switch (op.op) {
+      case 'add-service': {
+        const id = serviceKeyId(op.service.key);
+        if (table.has(id)) throw new KernelStateError('EEXIST', 'Service already exists');
+        if (validate) checkServiceAttrs(op.service, this.opts);
+        table.set(id, { service: serviceOnly(op.service), dests: new Map() });
+        return;
+      }
+      case 'edit-service': {
+        const entry = table.get(serviceKeyId(op.service.key));
+        if (entry === undefined) throw new KernelStateError('ESRCH', 'No such service');
+        if (validate) checkServiceAttrs(op.service, this.opts);
+        entry.service = serviceOnly(op.service);
+        return;
+      }
+      case 'delete-service':
+        if (!table.delete(serviceKeyId(op.key))) throw new KernelStateError('ESRCH', 'No such service');
+        return;
+      case 'add-dest':
+      case 'edit-dest': {
+        const entry = table.get(serviceKeyId(op.service));
+        if (entry === undefined) throw new KernelStateError('ESRCH', 'Service not defined');
+        if (validate && op.dest.family !== entry.service.key.family && op.dest.forward !== 'tunnel') {
+          throw new KernelStateError('EINVAL', EINVAL_TEXT);
+        }
+        if (validate) checkDestAttrs(op.dest);
+        const id = destinationId(op.dest);
+        const exists = entry.dests.has(id);
+        if (op.op === 'add-dest') {
+          if (exists) throw new KernelStateError('EEXIST', 'Destination already exists');
+          if (validate && !destAddressUsable(op.dest)) throw new KernelStateError('EINVAL', EINVAL_TEXT);
+        } else if (!exists) throw new KernelStateError('ENOENT', 'No such destination');
+        entry.dests.set(id, destinationOnly(op.dest));
+        return;
+      }
+      case 'delete-dest': {
+        const entry = table.get(serviceKeyId(op.service));
+        if (entry === undefined) throw new KernelStateError('ESRCH', 'Service not defined');
+        if (!entry.dests.delete(destinationId(op.dest))) throw new KernelStateError('ENOENT', 'No such destination');
+        return;
+      }
+      case 'flush':
+        table.clear();
+        return;
+      case 'zero':
+        if (op.service && !table.has(serviceKeyId(op.service))) throw new KernelStateError('ESRCH', 'No such service');
+        return;
+      case 'set-timeouts':
+      case 'start-daemon':
+      case 'stop-daemon':
+        return;
+    }
+  }
+
+  /** A copy of one service with its real servers in the kernel's order, or undefined. */
+  service(key: ServiceKey): DesiredService | undefined {
+    const entry = this.table.get(serviceKeyId(key));
+    return entry && SimulatedTable.materialize(entry);
+  }
+
+  /** A copy of one real server of a service, or undefined. */
+  destination(key: ServiceKey, dest: DestinationRef): Destination | undefined {
+    const d = this.table.get(serviceKeyId(key))?.dests.get(destinationId(dest));
+    return d && destinationOnly(d);
+  }
+
+  /** A copy of the whole table, as applyOp() would have returned it. */
+  services(): DesiredService[] {
+    const out: DesiredService[] = [];
+    for (const entry of this.table.values()) out.push(SimulatedTable.materialize(entry));
+    return out;
+  }
+
+  private static materialize(entry: { service: Service; dests: Map<string, Destination> }): DesiredService {
+    const destinations: Destination[] = [];
+    for (const d of entry.dests.values()) destinations.push(destinationOnly(d));
+    destinations.reverse();
+    return { ...serviceOnly(entry.service), destinations };
+  }
+}
