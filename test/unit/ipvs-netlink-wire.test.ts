@@ -5,6 +5,7 @@
 import { endianness } from 'os';
 import {
   CMD_ATTRS,
+  CMD_DUMP_ATTRS,
   DAEMON_ATTRS,
   DEST_ATTRS,
   INFO_ATTRS,
@@ -182,6 +183,16 @@ describe('services', () => {
     );
     const rec = decodeAttrs(CMD_ATTRS, tlv(1, nest));
     expect(decodeService(rec.service!)).toEqual({ ...v4Service, stats: statsOf(1n << 33n), destinations: [] });
+  });
+
+  test('the dump table skips only the 32-bit stats', () => {
+    const nest = cat(tlv(1, u16(2)), tlv(5, u32(3)), tlv(6, str('rr')), tlv(10, kernelStats32(0)), tlv(12, kernelStats64(9n)));
+    const full = decodeAttrs(CMD_ATTRS, tlv(1, nest));
+    const lean = decodeAttrs(CMD_DUMP_ATTRS, tlv(1, nest));
+    const { stats, ...rest } = full.service!;
+    expect(stats).toBeDefined();
+    expect(lean.service).toEqual(rest);
+    expect(decodeService(lean.service!)).toEqual(decodeService(full.service!));
   });
 
   test('falls back to 32-bit stats when stats64 is absent', () => {

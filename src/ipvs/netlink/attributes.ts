@@ -103,6 +103,16 @@ export function defineTable<const S extends TableShape>(name: string, attrs: S):
   return { name, attrs, maxId, byId, ordered };
 }
 
+/** The same layout without some attributes: the decoder skips those (used to skip work, never to change
+ * meaning). */
+export function omitAttrs<S extends TableShape, K extends keyof S & string>(
+  table: AttrTable<S>,
+  names: readonly K[],
+): AttrTable<Omit<S, K>> {
+  const kept = Object.fromEntries(Object.entries(table.attrs).filter(([n]) => !(names as readonly string[]).includes(n)));
+  return defineTable(`${table.name}-${names.join('-')}`, kept as Omit<S, K>);
+}
+
 /** IPVS_STATS_ATTR_* inside IPVS_SVC_ATTR_STATS / IPVS_DEST_ATTR_STATS (32-bit counters, 64-bit bytes). */
 export const STATS_ATTRS = defineTable('stats', {
   conns: { id: 1, type: 'u32' },
@@ -194,6 +204,16 @@ export const CMD_ATTRS = defineTable('cmd', {
   timeoutTcp: { id: 4, type: 'u32' },
   timeoutTcpFin: { id: 5, type: 'u32' },
   timeoutUdp: { id: 6, type: 'u32' },
+});
+
+/**
+ * For reading dumps: the 32-bit IPVS_*_ATTR_STATS nests are skipped, since every kernel with
+ * IPVS_*_ATTR_STATS64 (Linux 4.1+) sends both; readers fall back to CMD_ATTRS when STATS64 is missing.
+ */
+export const CMD_DUMP_ATTRS = defineTable('cmd-dump', {
+  ...CMD_ATTRS.attrs,
+  service: { id: 1, type: 'nested', table: omitAttrs(SERVICE_ATTRS, ['stats']) },
+  dest: { id: 2, type: 'nested', table: omitAttrs(DEST_ATTRS, ['stats']) },
 });
 
 /** IPVS_INFO_ATTR_*: the first level of the IPVS_CMD_GET_INFO reply (ids overlap CMD_ATTRS). */

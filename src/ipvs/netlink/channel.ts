@@ -41,12 +41,20 @@ export interface ChannelOptions {
   sendBufferSize?: number;
   /** How long to wait for any answer, ms. */
   timeoutMs?: number;
+  /**
+   * 0 (default): peek at each datagram's size before reading it (two recvmsg per datagram, exact
+   * allocations; right for many small ACKs). N > 0: read into N-byte buffers in one recvmsg; the kernel then
+   * sizes dump datagrams to N (it follows the reader's buffer size, up to 32 KiB), so N must be at least
+   * 8192 and any answer must fit: right for sockets that only dump.
+   */
+  readBufferSize?: number;
 }
 
 interface Waiter {
   /** Handles one message for this waiter's seq; returns true when the waiter is done. */
   onMessage(m: NetlinkMessage): boolean;
   fail(err: NetlinkStatusError, seq: number): void;
+  deadline: number;
 }
 
 const DEFAULTS = { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, timeoutMs: 60_000 };
@@ -55,22 +63,35 @@ function isErrno(e: unknown): e is ErrnoException {
   return typeof e === 'object' && e !== null && typeof (e as { errno?: unknown }).errno === 'number';
 }
 
+const sendFailure = (err: unknown): NetlinkStatusError =>
+  err instanceof NetlinkStatusError ? err : new NetlinkStatusError(E.EIO, false, `sendmsg: ${String(err)}`);
+
 export class NetlinkChannel {
   private readonly sock: RawNetlinkSocket;
   private readonly waiters = new Map<number, Waiter>();
   private seq: number;
   private closed = false;
+  private referenced = false;
+  private watchdog: NodeJS.Timeout | undefined;
+  private idleCheck: NodeJS.Immediate | undefined;
   private lock: Promise<unknown> = Promise.resolve();
   readonly timeoutMs: number;
 
   constructor(opts: ChannelOptions = {}) {
+    const read = opts.readBufferSize ?? 0;
+    if (read !== 0 && read < 8192) throw new RangeError('readBufferSize must be 0 (peek) or at least 8192');
     this.sock = new RawNetlinkSocket(NETLINK_GENERIC, {
       recvBufferSize: opts.recvBufferSize ?? DEFAULTS.recvBufferSize,
       sendBufferSize: opts.sendBufferSize ?? DEFAULTS.sendBufferSize,
+      messagePeeking: read === 0,
+      msgBufferSize: read || undefined,
     });
     this.timeoutMs = opts.timeoutMs ?? DEFAULTS.timeoutMs;
     this.seq = (Math.random() * 0x7fffffff) >>> 0;
     this.sock.on('message', (buf: Buffer) => this.receive(buf));
+    this.sock.on('truncatedMessage', () =>
+      this.failAll(new NetlinkStatusError(E.EMSGSIZE, true, 'netlink answer larger than the read buffer')),
+    );
     this.sock.on('error', (err: ErrnoException) => this.socketError(err));
     this.sock.unref();
   }
@@ -105,20 +126,22 @@ export class NetlinkChannel {
 
   close(): void {
     if (this.closed) return;
-    this.closed = true;
-    this.sock.close();
     this.failAll(new NetlinkStatusError(E.EBADF, true, 'netlink socket closed'));
+    this.closed = true;
+    clearInterval(this.watchdog);
+    if (this.idleCheck) clearImmediate(this.idleCheck);
+    this.sock.close();
   }
 
-  /** Sends one datagram (any number of messages). Rejects with NetlinkStatusError on a sendmsg error. */
-  sendDatagram(buf: Buffer): Promise<void> {
-    if (this.closed) return Promise.reject(new NetlinkStatusError(E.EBADF, true, 'netlink socket closed'));
-    return new Promise((resolve, reject) => {
-      this.sock.send(buf, { port: 0 }, (err?: ErrnoException) => {
-        if (err) reject(new NetlinkStatusError(err.errno, false, `sendmsg: ${err.message}`));
-        else resolve();
-      });
-    });
+  /** Sends one datagram (any number of messages); `done` gets the sendmsg error, if any. */
+  sendDatagram(buf: Buffer, done: (err?: NetlinkStatusError) => void): void {
+    if (this.closed) {
+      done(new NetlinkStatusError(E.EBADF, true, 'netlink socket closed'));
+      return;
+    }
+    this.sock.send(buf, { port: 0 }, (err?: ErrnoException) =>
+      done(err ? new NetlinkStatusError(err.errno, false, `sendmsg: ${err.message}`) : undefined),
+    );
   }
 
   /**
@@ -126,7 +149,8 @@ export class NetlinkChannel {
    * Rejects with NetlinkStatusError carrying the kernel's errno.
    */
   request(seq: number, buf: Buffer): Promise<NetlinkMessage[]> {
-    return this.await(seq, buf, (m, replies) => {
+    const replies: NetlinkMessage[] = [];
+    return this.await(seq, buf, (m) => {
       if (m.type === NLMSG_ERROR) {
         const errno = messageErrno(m) ?? E.EPROTO;
         if (errno !== 0) throw new NetlinkStatusError(errno, false, `request refused: errno ${errno}`);
@@ -134,7 +158,7 @@ export class NetlinkChannel {
       }
       replies.push(m);
       return false;
-    });
+    }).then(() => replies);
   }
 
   /**
@@ -159,7 +183,7 @@ export class NetlinkChannel {
         }
       }
       return false;
-    }).then(() => undefined);
+    });
   }
 
   /**
@@ -176,23 +200,19 @@ export class NetlinkChannel {
     if (count === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       let open = count;
-      const done = (i: number, r: number | NetlinkStatusError): void => {
-        const seq = (firstSeq + i) >>> 0;
+      const deadline = Date.now() + this.timeoutMs;
+      const done = (seq: number, r: number | NetlinkStatusError): void => {
         if (!this.waiters.delete(seq)) return;
         settle(seq, r);
         if (--open === 0) {
-          clearTimeout(timer);
           this.refresh();
           resolve();
         }
       };
-      const timer = setTimeout(() => {
-        const err = new NetlinkStatusError(E.ETIMEDOUT, true, `no answer within ${this.timeoutMs} ms`);
-        for (let i = 0; i < count; i++) done(i, err);
-      }, this.timeoutMs);
       for (let i = 0; i < count; i++) {
-        const idx = i;
-        this.waiters.set((firstSeq + i) >>> 0, {
+        const seq = (firstSeq + i) >>> 0;
+        this.waiters.set(seq, {
+          deadline,
           onMessage: (m) => {
             if (m.type !== NLMSG_ERROR) return false; // a request with a reply: wait for its ACK
             let errno: number;
@@ -201,40 +221,34 @@ export class NetlinkChannel {
             } catch {
               errno = E.EPROTO;
             }
-            done(idx, errno);
+            done(seq, errno);
             return true;
           },
-          fail: (err) => done(idx, err),
+          fail: (err) => done(seq, err),
         });
       }
       this.refresh();
-      this.sendDatagram(buf).catch((err: unknown) => {
-        const e =
-          err instanceof NetlinkStatusError ? err : new NetlinkStatusError(E.EIO, false, `sendmsg: ${String(err)}`);
-        for (let i = 0; i < count; i++) done(i, e);
+      this.sendDatagram(buf, (err) => {
+        if (!err) return;
+        for (let i = 0; i < count; i++) done((firstSeq + i) >>> 0, err);
       });
     });
   }
 
-  private await(
-    seq: number,
-    buf: Buffer,
-    step: (m: NetlinkMessage, replies: NetlinkMessage[]) => boolean,
-  ): Promise<NetlinkMessage[]> {
-    return new Promise<NetlinkMessage[]>((resolve, reject) => {
-      const replies: NetlinkMessage[] = [];
+  private await(seq: number, buf: Buffer, step: (m: NetlinkMessage) => boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       const finish = (err: NetlinkStatusError | null): void => {
-        clearTimeout(timer);
-        this.waiters.delete(seq);
+        if (!this.waiters.delete(seq)) return;
         this.refresh();
         if (err) reject(err);
-        else resolve(replies);
+        else resolve();
       };
       this.waiters.set(seq, {
+        deadline: Date.now() + this.timeoutMs,
         onMessage: (m) => {
           let last: boolean;
           try {
-            last = step(m, replies);
+            last = step(m);
           } catch (e) {
             finish(
               e instanceof NetlinkStatusError ? e : new NetlinkStatusError(E.EPROTO, false, `bad answer: ${String(e)}`),
@@ -246,22 +260,45 @@ export class NetlinkChannel {
         },
         fail: (err) => finish(err),
       });
-      const timer = setTimeout(
-        () => finish(new NetlinkStatusError(E.ETIMEDOUT, true, `no answer within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
       this.refresh();
-      this.sendDatagram(buf).catch((err: unknown) =>
-        finish(err instanceof NetlinkStatusError ? err : new NetlinkStatusError(E.EIO, false, String(err))),
-      );
+      this.sendDatagram(buf, (err) => {
+        if (err) finish(sendFailure(err));
+      });
     });
   }
 
-  /** Keeps the event loop alive exactly while answers are awaited. */
+  /**
+   * Keeps the event loop alive, and the watchdog running, while answers are awaited. Going idle is
+   * confirmed one turn of the event loop later, so a socket chaining request after request (a dump
+   * worker) does not toggle timers and references for every request.
+   */
   private refresh(): void {
     if (this.closed) return;
-    if (this.waiters.size > 0) this.sock.ref();
-    else this.sock.unref();
+    if (this.waiters.size > 0) {
+      if (this.referenced) return;
+      this.referenced = true;
+      this.sock.ref();
+      const period = Math.max(10, Math.min(1000, this.timeoutMs / 4));
+      this.watchdog ??= setInterval(() => this.expire(), period);
+    } else if (this.referenced && !this.idleCheck) {
+      this.idleCheck = setImmediate(() => {
+        this.idleCheck = undefined;
+        if (this.closed || this.waiters.size > 0 || !this.referenced) return;
+        this.referenced = false;
+        this.sock.unref();
+        clearInterval(this.watchdog);
+        this.watchdog = undefined;
+      });
+    }
+  }
+
+  /** Fails the waiters whose answer is overdue. */
+  private expire(): void {
+    const now = Date.now();
+    for (const [seq, w] of [...this.waiters]) {
+      if (w.deadline <= now)
+        w.fail(new NetlinkStatusError(E.ETIMEDOUT, true, `no answer within ${this.timeoutMs} ms`), seq);
+    }
   }
 
   private receive(buf: Buffer): void {
@@ -286,6 +323,6 @@ export class NetlinkChannel {
   private failAll(err: NetlinkStatusError): void {
     for (const [seq, w] of [...this.waiters]) w.fail(err, seq);
     this.waiters.clear();
-    if (!this.closed) this.refresh();
+    this.refresh();
   }
 }

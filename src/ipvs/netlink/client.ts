@@ -29,7 +29,7 @@ import type {
   SyncDaemonState,
   Timeouts,
 } from '../model';
-import { CMD_ATTRS, CTRL_ATTRS, INFO_ATTRS, type CmdRecord } from './attributes';
+import { CMD_ATTRS, CMD_DUMP_ATTRS, CTRL_ATTRS, INFO_ATTRS, type CmdRecord } from './attributes';
 import type { OpOutcome } from './batch';
 import { NetlinkChannel, NetlinkStatusError, type ChannelOptions } from './channel';
 import {
@@ -60,8 +60,13 @@ import { decodeAttrs } from './tlv';
 const E = osConstants.errno;
 
 export interface IpvsClientOptions extends ChannelOptions {
-  /** Sockets that dump destination lists in parallel (default 8). */
+  /** Sockets that dump destination lists in parallel (default 16). */
   dumpSockets?: number;
+  /**
+   * How dump sockets read (ChannelOptions.readBufferSize): 0 = peek at each datagram first (default),
+   * N >= 8192 = one recvmsg into an N-byte buffer.
+   */
+  dumpReadBufferSize?: number;
   /** Upper bound on requests per sendmsg in apply() (default 4096; buffer sizes usually bind first). */
   maxBatchOps?: number;
 }
@@ -169,7 +174,8 @@ export class IpvsClient {
   /** Every service with its destinations, in the kernel's table order. */
   async services(): Promise<ServiceState[]> {
     const list: ServiceState[] = [];
-    await this.dump(this.main, 'get-services', IpvsCmd.GET_SERVICE, {}, (rec) => {
+    const pool = this.dumpPool(1);
+    await this.dump(pool[0], 'get-services', IpvsCmd.GET_SERVICE, {}, (rec) => {
       if (rec.service) list.push(decodeService(rec.service));
     });
     await this.fillDestinations(list);
@@ -296,7 +302,12 @@ export class IpvsClient {
       );
       try {
         await ch.dump(seq, buf, (m) => {
-          if (m.type === this.familyId) each(decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end));
+          if (m.type !== this.familyId) return;
+          const at = genlAttrStart(m);
+          let rec: CmdRecord = decodeAttrs(CMD_DUMP_ATTRS, m.buf, at, m.end);
+          if ((rec.service && !rec.service.stats64) || (rec.dest && !rec.dest.stats64))
+            rec = decodeAttrs(CMD_ATTRS, m.buf, at, m.end); // a kernel before 4.1: 32-bit stats only
+          each(rec);
         });
       } catch (e) {
         throw ipvsError(command, e);
@@ -312,10 +323,21 @@ export class IpvsClient {
     });
   }
 
+  /** At least `want` dump sockets (at most dumpSockets), created on first use and kept until close(). */
+  private dumpPool(want: number): NetlinkChannel[] {
+    const n = Math.max(1, Math.min(this.opts.dumpSockets ?? 16, want));
+    while (this.pool.length < n) {
+      if (this.closed) throw new IpvsError('get-services', E.EBADF, undefined, 'IPVS client is closed');
+      this.pool.push(
+        new NetlinkChannel({ ...this.opts, recvBufferSize: 1 << 20, readBufferSize: this.opts.dumpReadBufferSize ?? 0 }),
+      );
+    }
+    return this.pool.slice(0, n);
+  }
+
   private async fillDestinations(list: ServiceState[]): Promise<void> {
     if (list.length === 0) return;
-    const want = Math.max(1, Math.min(this.opts.dumpSockets ?? 8, list.length));
-    while (this.pool.length < want && !this.closed) this.pool.push(new NetlinkChannel(this.opts));
+    const pool = this.dumpPool(list.length);
     let next = 0;
     const worker = async (ch: NetlinkChannel): Promise<void> => {
       while (next < list.length) {
@@ -323,7 +345,7 @@ export class IpvsClient {
         await this.dumpDestinations(ch, svc);
       }
     };
-    await Promise.all(this.pool.slice(0, want).map(worker));
+    await Promise.all(pool.map(worker));
   }
 }
 

@@ -252,6 +252,8 @@ export interface BenchFigures {
 export interface LabReport {
   /** Steps that threw (name: message). */
   failures: string[];
+  /** Whether ip_vs was loaded before and after IpvsClient.open() (the family lookup loads it on demand). */
+  autoload?: { loadedBefore: boolean; loadedAfter: boolean };
   info?: IpvsInfo;
   create?: {
     applyStatuses: string[];
