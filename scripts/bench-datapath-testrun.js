@@ -71,7 +71,7 @@ function main() {
         runs.empty_ns.push(native.progTestRun(bench.programs.bench_xdp_empty, { data: pkt, ctxIn: ctx, repeat: REPEAT }).duration);
       });
       const s = native.progTestRun(dp.progs.tcEgress, { data: tcpFrame('10.1.0.2', '10.2.0.2', 40000, 8080), repeat: REPEAT });
-      if (s.retval !== 0) throw new Error(`tc snat returned ${s.retval}`);
+      if (s.retval !== 0xffffffff) throw new Error(`tc snat returned ${s.retval}`);
       runs.tc_snat_ns.push(s.duration);
       runs.tc_empty_ns.push(native.progTestRun(bench.programs.bench_tc_empty, { data: pkt, repeat: REPEAT }).duration);
     }

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 iptables conntrack
           clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config xz-utils
-          netcat-openbsd socat bc)
+          netcat-openbsd socat bc ethtool)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

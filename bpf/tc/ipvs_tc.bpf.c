@@ -12,6 +12,11 @@
  * Pseudo-header checksum changes go through bpf_l4_csum_replace so that
  * CHECKSUM_PARTIAL (local senders, veth) and CHECKSUM_COMPLETE (skb->csum)
  * stay right; everything else is written directly.
+ *
+ * Verdict: TC_ACT_UNSPEC ("no opinion") for translated and untouched packets
+ * alike, so filters of lower priority on the same hook (another tool's, or a
+ * test's IPVS stand-in) still run and the packet continues when none decides;
+ * TC_ACT_SHOT only when a checksum helper fails after a rewrite.
  */
 #include <linux/pkt_cls.h>
 #include "ipvs_bpf_parse.h"
@@ -27,7 +32,7 @@
 static __always_inline int tc_pass(__u32 why)
 {
 	stat_inc(why);
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }
 
 static __always_inline int l4_csum_fix(struct __sk_buff *skb, __u32 off, __u32 d_pseudo, __u32 d_plain,
@@ -170,7 +175,7 @@ static __always_inline int tc_icmp(struct __sk_buff *skb, const int egress, cons
 			return TC_ACT_SHOT;
 		}
 	}
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }
 
 static __always_inline int tc_nat(struct __sk_buff *skb, const int egress)
@@ -268,7 +273,7 @@ static __always_inline int tc_nat(struct __sk_buff *skb, const int egress)
 		stat_inc(IPVS_BPF_STAT_ERROR);
 		return TC_ACT_SHOT;
 	}
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }
 
 SEC("tc")
