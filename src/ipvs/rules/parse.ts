@@ -312,6 +312,113 @@ function destinationOf(d: DestRec): Destination {
   };
 }
 
+/**
+ * A canonical decimal number (no sign, blanks or leading zeros) up to `max`, else -1. Where it accepts,
+ * it agrees with stringToNumber(); it refuses much that stringToNumber() accepts.
+ */
+function canonicalDecimal(s: string, max: number): number {
+  const n = s.length;
+  if (n === 0 || n > 10) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9 || (c === 0 && i === 0 && n > 1)) return -1;
+    v = v * 10 + c;
+  }
+  return v <= max ? v : -1;
+}
+
+/** Whether s[from, to) is a dotted quad exactly as inet_ntoa() writes it (its inet_aton() value prints back as itself). */
+function isCanonicalIpv4(s: string, from: number, to: number): boolean {
+  let dots = 0;
+  let digits = 0;
+  let octet = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return false;
+      digits = 0;
+      octet = 0;
+    } else {
+      const d = c - 48;
+      if (d < 0 || d > 9 || (digits === 1 && octet === 0)) return false;
+      octet = octet * 10 + d;
+      if (++digits > 3 || octet > 255) return false;
+    }
+  }
+  return dots === 3 && digits > 0;
+}
+
+/** "a.b.c.d:port" in canonical form into rec (address, af, port), as parseService() reads it; false otherwise. */
+function canonicalIpv4Port(word: string, rec: { af: Family | null; address: string | null; port: number }): boolean {
+  const colon = word.indexOf(':');
+  if (colon < 0 || !isCanonicalIpv4(word, 0, colon)) return false;
+  const port = canonicalDecimal(word.slice(colon + 1), 65535);
+  if (port < 0) return false;
+  rec.af = 'inet';
+  rec.address = word.slice(0, colon);
+  rec.port = port;
+  return true;
+}
+
+/**
+ * The fast path for the lines `ipvsadm -Sn` writes most: `-A -t|-u A:P -s SCHED` and
+ * `-a -t|-u A:P -r A:P -m|-g -w N`, with canonical IPv4 addresses and numbers. Gives exactly what
+ * parseCommand() gives for such a line, and undefined for anything else (then use parseCommand()).
+ */
+export function parseSavedRule(argv: readonly string[]): Command | undefined {
+  const n = argv.length;
+  if (n !== 5 && n !== 8) return undefined;
+  const a0 = argv[0];
+  const proto = argv[1] === '-t' ? IPPROTO_TCP : argv[1] === '-u' ? IPPROTO_UDP : 0;
+  if (proto === 0) return undefined;
+  const svc: SvcRec = {
+    af: null,
+    protocol: proto,
+    address: null,
+    port: 0,
+    fwmark: 0,
+    sched: '',
+    flags: 0,
+    timeout: 0,
+    netmask: 0xffffffff,
+    pe: '',
+  };
+  if (!canonicalIpv4Port(argv[2], svc)) return undefined;
+  if (n === 5) {
+    if (a0 !== '-A' || argv[3] !== '-s' || svc.port === 0) return undefined;
+    const sched = argv[4];
+    if (sched.length > 15) return undefined;
+    for (let i = 0; i < sched.length; i++) {
+      const c = sched.charCodeAt(i);
+      if (c < 97 || c > 122) return undefined;
+    }
+    svc.sched = sched;
+    return { kind: 'add-service', service: serviceOf(svc) };
+  }
+  if (a0 !== '-a' || argv[3] !== '-r' || argv[6] !== '-w') return undefined;
+  const fwd = argv[5];
+  if (fwd !== '-m' && fwd !== '-g') return undefined;
+  const dest: DestRec = {
+    af: null,
+    address: null,
+    port: 0,
+    forward: fwd === '-m' ? 'masq' : 'route',
+    weight: DEFAULT_WEIGHT,
+    upper: 0,
+    lower: 0,
+    tunType: 0,
+    tunPort: 0,
+    tunFlags: 0,
+  };
+  if (!canonicalIpv4Port(argv[4], dest)) return undefined;
+  if (dest.forward === 'route') dest.port = svc.port;
+  const weight = canonicalDecimal(argv[7], 2147483647);
+  if (weight < 0) return undefined;
+  dest.weight = weight;
+  return { kind: 'add-dest', service: serviceKeyOf(svc), dest: destinationOf(dest) };
+}
+
 const COMMAND_OF_TAG: Partial<Record<string, CommandName>> = {
   A: 'add-service',
   E: 'edit-service',

@@ -13,7 +13,7 @@
  */
 import type { Command } from './command';
 import { EXIT, RuleError, RuleFileError, type RuleLineError } from './errors';
-import { parseCommand, type ParseOptions } from './parse';
+import { parseCommand, parseSavedRule, type ParseOptions } from './parse';
 
 export interface RuleLine {
   /** 1-based line number in the source text */
@@ -28,14 +28,37 @@ export interface ParsedRules {
 /** Split rule-file text into the argument vector of each line (without "ipvsadm"). */
 export function tokenizeRules(text: string): { line: number; argv: string[] }[] {
   const out: { line: number; argv: string[] }[] = [];
-  const lines = text.split('\n');
-  lines.forEach((raw, k) => {
-    const words = raw.split(/[ \t\r]+/).filter((w) => w !== '' && w !== 'ipvsadm');
-    if (words.length === 0) return;
-    if (raw.trimStart().startsWith('#')) return;
-    out.push({ line: k + 1, argv: words });
-  });
+  const len = text.length;
+  let line = 0;
+  // Lines as text.split('\n') gives them (the text after a final newline is one more, empty, line).
+  for (let start = 0; start <= len; ) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = len;
+    line++;
+    const argv = lineWords(text, start, end);
+    // A comment line: its first non-blank character (as String.prototype.trimStart() sees blanks) is '#'.
+    const comment = argv.length > 0 && text.charCodeAt(start) !== 45 && text.slice(start, end).trimStart().startsWith('#');
+    if (argv.length > 0 && !comment) out.push({ line, argv });
+    start = end + 1;
+  }
   return out;
+}
+
+/** The words of text[start, end) separated by runs of space, tab and CR, without the words "ipvsadm". */
+function lineWords(text: string, start: number, end: number): string[] {
+  const words: string[] = [];
+  let w = -1;
+  for (let i = start; i <= end; i++) {
+    const c = i < end ? text.charCodeAt(i) : 32;
+    if (c === 32 || c === 9 || c === 13) {
+      if (w >= 0) {
+        const word = text.slice(w, i);
+        if (word !== 'ipvsadm') words.push(word);
+        w = -1;
+      }
+    } else if (w < 0) w = i;
+  }
+  return words;
 }
 
 const READ_ONLY = new Set<Command['kind']>(['list', 'save', 'help', 'version']);
@@ -49,7 +72,7 @@ export function parseRules(text: string, source: string, opts: ParseOptions = {}
   const errors: RuleLineError[] = [];
   for (const { line, argv } of tokenizeRules(text)) {
     try {
-      const command = parseCommand(argv, opts);
+      const command = parseSavedRule(argv) ?? parseCommand(argv, opts);
       if (command.kind === 'restore') {
         // ipvsadm refuses -R while reading -R input ("avoid infinite loop").
         const program = opts.program ?? 'ipvsadm';
