@@ -60,7 +60,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     command = parseCommand(argv, { program: PROGRAM });
   } catch (e) {
     if (e instanceof RuleError) {
-      io.err(e.message.endsWith('\n') ? e.message : `${e.message}\n`);
+      // RuleError's message is ipvsadm's stderr without its final newline.
+      io.err(`${e.message}\n`);
       return e.exitStatus;
     }
     throw e;
