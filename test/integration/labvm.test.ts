@@ -35,7 +35,7 @@ describe('lab VM, shell mode', () => {
         'echo "received=$(cat /tmp/received)"',
         'mount | grep -q " /sys/fs/bpf type bpf" && echo bpffs-ok',
         'touch /var/lab-probe /tmp/lab-probe && echo writable-ok',
-        'node -e "console.log(\'node-\' + process.version)"',
+        'echo "node-$(node --version)"',
         'exit 3',
       ].join('\n'),
     });
@@ -79,12 +79,12 @@ describe('lab VM, shell mode', () => {
     }
   });
 
-  it('kills a VM whose script hangs, and says so', async () => {
-    const r = await runInVm({ script: 'echo started; sleep 600', timeoutMs: 15_000 });
+  it('kills a VM that does not finish in time, and says so', async () => {
+    const r = await runInVm({ script: 'sleep 600', timeoutMs: 10_000 });
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).toBe(124);
-    expect(r.console).toContain('started');
-    expect(r.durationMs).toBeLessThan(20_000);
+    expect(r.error).toMatch(/timed out/);
+    expect(r.durationMs).toBeLessThan(15_000);
   });
 });
 

@@ -235,7 +235,8 @@ export async function runInVm(opts: LabVmOptions): Promise<LabVmResult> {
   await fs.writeFile(path.join(runDir, 'payload.sh'), opts.script);
   if (opts.extraModules?.length) await fs.writeFile(path.join(runDir, 'extra-modules'), opts.extraModules.join('\n') + '\n');
 
-  const cmdline = ['console=ttyS0', 'quiet', 'panic=-1'];
+  // no_timer_check: under TCG on a busy host the kernel's IO-APIC timer check can fail spuriously.
+  const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check'];
   if (mode === 'systemd') cmdline.push('SYSTEMD_COLORS=0', 'systemd.show_status=error');
   const args = [
     '-accel', 'tcg', '-cpu', 'max',
