@@ -1,0 +1,295 @@
+/**
+ * The daemon's work: keep IPVS equal to the rule files (reconcile: only the differences, edits in place,
+ * all or nothing), run the data path in bpf mode, and keep the status snapshot the D-Bus API shows.
+ * Every change (reload, ApplyRules, SetWeight) runs one at a time, in arrival order.
+ */
+import type { IpvsClient } from '../ipvs/netlink';
+import { destinationId, serviceKeyId, type DesiredService, type IpvsOp, type ServiceState } from '../ipvs/model';
+import { reconcile } from '../ipvs/reconcile';
+import { commandToOp, parseRules, replayRules, RuleFileError } from '../ipvs/rules';
+import { destinationOnly } from '../ipvs/rules';
+import { applyAtomically, TransactionError, type SourcedOp } from '../ipvs/transaction';
+import { RESTART_ONLY, type DaemonConfig } from './config';
+import type { DataPath, DataPathFactory } from './datapath';
+import type { Logger } from './log';
+import { extraOps, readRuleSet, RuleSourceError, summarizeOps, type RuleSet } from './rules';
+import { servicesStatus, type DaemonStatus, type FlowRecord, type ReloadStatus } from './status';
+
+export const VERSION: string = (() => {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('../../package.json') as { version: string }).version;
+  } catch {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('../../../package.json') as { version: string }).version;
+  }
+})();
+
+/** A change the daemon refused; nothing was changed. `kind` becomes the D-Bus error name. */
+export class ChangeRefused extends Error {
+  override name = 'ChangeRefused';
+  constructor(readonly kind: 'InvalidConfig' | 'InvalidRules' | 'KernelRefused' | 'NoSuchObject' | 'NoDataPath', message: string) {
+    super(message);
+  }
+}
+
+export interface DaemonDeps {
+  log: Logger;
+  /** Reads the configuration again (same flags and environment); throws ConfigError. */
+  loadConfig(): DaemonConfig;
+  ipvs: IpvsClient;
+  /** Chooses and starts the data path for the configured mode. */
+  dataPath: DataPathFactory;
+}
+
+export class Daemon {
+  private queue: Promise<unknown> = Promise.resolve();
+  private table: ServiceState[] = [];
+  private lastReload: ReloadStatus = { usec: 0n, ok: true, message: '' };
+  private listeners: ((s: DaemonStatus) => void)[] = [];
+  private statusCache: DaemonStatus;
+
+  private constructor(
+    private cfg: DaemonConfig,
+    private readonly deps: DaemonDeps,
+    private readonly dp: DataPath,
+  ) {
+    this.statusCache = this.buildStatus();
+  }
+
+  /**
+   * Start: check the rules, bring IPVS to them, start the data path. Throws (and changes nothing in
+   * IPVS) if the rules are bad; the caller exits non-zero so systemd reports the failed start.
+   */
+  static async start(cfg: DaemonConfig, deps: DaemonDeps): Promise<Daemon> {
+    const rules = loadRules(cfg);
+    const dp = await deps.dataPath(cfg, deps.log);
+    const d = new Daemon(cfg, deps, dp);
+    const summary = await d.applyRuleSet(rules);
+    d.lastReload = { usec: nowUsec(), ok: true, message: summary };
+    deps.log.notice(`started in ${dp.mode} mode${dp.reason ? ` (${dp.reason})` : ''}; rules ${rules.files.join(', ') || '(none)'}: ${summary}`);
+    await d.refresh();
+    return d;
+  }
+
+  get config(): DaemonConfig {
+    return this.cfg;
+  }
+
+  status(): DaemonStatus {
+    return this.statusCache;
+  }
+
+  /** Called with the new snapshot after every refresh. */
+  onStatus(cb: (s: DaemonStatus) => void): void {
+    this.listeners.push(cb);
+  }
+
+  /** Re-read configuration and rules, apply only the differences. Refusals change nothing. */
+  reload(): Promise<string> {
+    return this.serial(async () => {
+      try {
+        const summary = await this.reloadNow();
+        this.lastReload = { usec: nowUsec(), ok: true, message: summary };
+        this.deps.log.notice(`reloaded: ${summary}`);
+        return summary;
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        this.lastReload = { usec: nowUsec(), ok: false, message: msg };
+        this.deps.log.error(`reload refused, nothing changed:\n${msg}`);
+        throw e;
+      } finally {
+        await this.refresh();
+      }
+    });
+  }
+
+  /** ipvsadm -R text applied on top of the current table, all or nothing. Returns the summary. */
+  applyRules(text: string): Promise<string> {
+    return this.serial(async () => {
+      let lines;
+      try {
+        lines = parseRules(text, 'input').commands;
+        const before = await this.deps.ipvs.services();
+        replayRules(lines, { initial: before, source: 'input' });
+        const ops: SourcedOp[] = lines.flatMap(({ line, command }) => {
+          const op = commandToOp(command);
+          return op ? [{ op, line, source: 'input' }] : [];
+        });
+        await applyAtomically(this.deps.ipvs, ops, before, await this.context(ops.map((o) => o.op)));
+        const summary = summarizeOps(ops.map((o) => o.op));
+        this.deps.log.notice(`rules applied over D-Bus: ${summary}`);
+        return summary;
+      } catch (e) {
+        throw refusal(e);
+      } finally {
+        await this.refresh();
+      }
+    });
+  }
+
+  /** Changes one real server's weight in place (connections stay). */
+  setWeight(serviceId: string, serverId: string, weight: number): Promise<void> {
+    return this.serial(async () => {
+      try {
+        if (!Number.isInteger(weight) || weight < 0 || weight > 2147483647) {
+          throw new ChangeRefused('InvalidRules', `weight ${weight} is out of range (0-2147483647)`);
+        }
+        const table = await this.deps.ipvs.services();
+        const svc = table.find((s) => serviceKeyId(s.key) === serviceId);
+        if (!svc) throw new ChangeRefused('NoSuchObject', `no service ${JSON.stringify(serviceId)} (ids as in the Services property)`);
+        const dest = svc.destinations.find((d) => destinationId(d) === serverId);
+        if (!dest) throw new ChangeRefused('NoSuchObject', `service ${serviceId} has no real server ${JSON.stringify(serverId)}`);
+        if (dest.weight === weight) return;
+        const op: IpvsOp = { op: 'edit-dest', service: { ...svc.key }, dest: { ...destinationOnly(dest), weight } };
+        await applyAtomically(this.deps.ipvs, [{ op }], table);
+        this.deps.log.notice(`weight of ${serverId} in ${serviceId}: ${dest.weight} -> ${weight}`);
+      } catch (e) {
+        throw refusal(e);
+      } finally {
+        await this.refresh();
+      }
+    });
+  }
+
+  listFlows(): FlowRecord[] {
+    if (this.dp.mode !== 'bpf') throw new ChangeRefused('NoDataPath', `no BPF data path in ${this.dp.mode} mode${this.dp.reason ? ` (${this.dp.reason})` : ''}`);
+    return this.dp.flows();
+  }
+
+  /** Reads the kernel's table and counters into the snapshot; tells listeners. */
+  async refresh(): Promise<void> {
+    try {
+      this.table = await this.deps.ipvs.services();
+    } catch (e) {
+      this.deps.log.warning(`cannot read the IPVS table: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.statusCache = this.buildStatus();
+    for (const l of this.listeners) l(this.statusCache);
+  }
+
+  /** Stop: close our handles only. IPVS rules, attached programs, pins and the map registration stay. */
+  close(): void {
+    this.dp.close();
+    this.deps.ipvs.close();
+  }
+
+  private buildStatus(): DaemonStatus {
+    return {
+      version: VERSION,
+      mode: this.dp.mode,
+      configuredMode: this.cfg.mode,
+      modeReason: this.dp.reason,
+      interfaces: this.dp.interfaces(),
+      ruleFiles: [...this.cfg.rules],
+      lastReload: this.lastReload,
+      services: servicesStatus(this.table),
+      flowCount: this.dp.flowCount(),
+      dataPathCounters: this.dp.counters(),
+      kernelCounters: this.dp.kernelCounters(),
+    };
+  }
+
+  private async reloadNow(): Promise<string> {
+    let next: DaemonConfig;
+    try {
+      next = this.deps.loadConfig();
+    } catch (e) {
+      throw new ChangeRefused('InvalidConfig', e instanceof Error ? e.message : String(e));
+    }
+    for (const key of RESTART_ONLY) {
+      const [a, b] = [pick(this.cfg, key), pick(next, key)];
+      if (JSON.stringify(a) !== JSON.stringify(b)) {
+        this.deps.log.warning(`${key} changed (${JSON.stringify(a)} -> ${JSON.stringify(b)}): takes effect at the next restart`);
+        setPath(next, key, a);
+      }
+    }
+    const rules = loadRules(next);
+    const summary = await this.applyRuleSet(rules);
+    this.dp.configure(next);
+    if (next.log.level !== this.cfg.log.level) this.deps.log.setLevel(next.log.level);
+    this.cfg = next;
+    return summary;
+  }
+
+  private async applyRuleSet(rules: RuleSet): Promise<string> {
+    for (const i of rules.ignored) this.deps.log.info(`${i.source}:line ${i.line}: ignored: ${i.why}`);
+    const before: DesiredService[] = await this.deps.ipvs.services();
+    const kernel = {
+      ...(rules.timeouts ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
+      ...(rules.daemons.length ? { daemons: await this.deps.ipvs.daemons() } : {}),
+    };
+    const ops = [...reconcile(before, rules.services), ...extraOps(rules, kernel)];
+    if (ops.length === 0) return 'no changes';
+    try {
+      await applyAtomically(this.deps.ipvs, ops.map((op) => ({ op })), before, kernel);
+    } catch (e) {
+      throw refusal(e);
+    }
+    for (const op of ops) this.deps.log.debug(`applied ${describeOp(op)}`);
+    return summarizeOps(ops);
+  }
+
+  private async context(ops: readonly IpvsOp[]): Promise<{ timeouts?: import('../ipvs/model').Timeouts; daemons?: import('../ipvs/model').SyncDaemon[] }> {
+    const needs = new Set(ops.map((o) => o.op));
+    return {
+      ...(needs.has('set-timeouts') ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
+      ...(needs.has('stop-daemon') ? { daemons: await this.deps.ipvs.daemons() } : {}),
+    };
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function loadRules(cfg: DaemonConfig): RuleSet {
+  try {
+    return readRuleSet(cfg.rules);
+  } catch (e) {
+    if (e instanceof RuleFileError || e instanceof RuleSourceError) throw new ChangeRefused('InvalidRules', e.message);
+    throw e;
+  }
+}
+
+function refusal(e: unknown): unknown {
+  if (e instanceof ChangeRefused) return e;
+  if (e instanceof RuleFileError) return new ChangeRefused('InvalidRules', e.message);
+  if (e instanceof TransactionError) {
+    return new ChangeRefused('KernelRefused', `${e.message}${e.rolledBack ? '; nothing was changed' : ''}`);
+  }
+  return e;
+}
+
+function describeOp(op: IpvsOp): string {
+  switch (op.op) {
+    case 'add-service':
+    case 'edit-service':
+      return `${op.op} ${serviceKeyId(op.service.key)}`;
+    case 'delete-service':
+      return `${op.op} ${serviceKeyId(op.key)}`;
+    case 'add-dest':
+    case 'edit-dest':
+    case 'delete-dest':
+      return `${op.op} ${serviceKeyId(op.service)} ${destinationId(op.dest)}`;
+    default:
+      return op.op;
+  }
+}
+
+function nowUsec(): bigint {
+  return BigInt(Date.now()) * 1000n;
+}
+
+function pick(o: object, dotted: string): unknown {
+  return dotted.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+}
+
+function setPath(o: object, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  const last = keys.pop()!;
+  const parent = keys.reduce<Record<string, unknown>>((v, k) => v[k] as Record<string, unknown>, o as Record<string, unknown>);
+  parent[last] = value;
+}
