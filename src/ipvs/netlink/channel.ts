@@ -16,7 +16,8 @@
  * Answers that still never come (timeout) are reported as lost.
  */
 import { constants as osConstants } from 'os';
-import { RawNetlinkSocket, type ErrnoException } from 'netlink';
+// The package's raw layer only: its index also loads the nl80211, rtnetlink and wireguard tables (slow to load).
+import { RawNetlinkSocket, type ErrnoException } from 'netlink/dist/raw';
 import { NETLINK_GENERIC, NLMSG_DONE, NLMSG_ERROR, NLMSG_MIN_TYPE } from './constants';
 import { messageErrno, parseMessages, type NetlinkMessage } from './message';
 

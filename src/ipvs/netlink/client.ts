@@ -29,7 +29,7 @@ import type {
   SyncDaemonState,
   Timeouts,
 } from '../model';
-import { CMD_ATTRS, CMD_DUMP_ATTRS, CTRL_ATTRS, INFO_ATTRS, type CmdRecord } from './attributes';
+import { CMD_ATTRS, CMD_DUMP_ATTRS, CTRL_ATTRS, INFO_ATTRS, type CmdRecord, type ServiceRecord } from './attributes';
 import type { OpOutcome } from './batch';
 import { NetlinkChannel, NetlinkStatusError, type ChannelOptions } from './channel';
 import {
@@ -174,11 +174,14 @@ export class IpvsClient {
   /** Every service with its destinations, in the kernel's table order. */
   async services(): Promise<ServiceState[]> {
     const list: ServiceState[] = [];
+    const keys: ServiceRecord[] = [];
     const pool = this.dumpPool(1);
     await this.dump(pool[0], 'get-services', IpvsCmd.GET_SERVICE, {}, (rec) => {
-      if (rec.service) list.push(decodeService(rec.service));
+      if (!rec.service) return;
+      list.push(decodeService(rec.service));
+      keys.push(identifyingAttrs(rec.service));
     });
-    await this.fillDestinations(list);
+    await this.fillDestinations(list, keys);
     return list;
   }
 
@@ -196,7 +199,7 @@ export class IpvsClient {
     const rec = decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end);
     if (!rec.service) throw new IpvsProtocolError('get-service', 'reply without IPVS_CMD_ATTR_SERVICE');
     const svc = decodeService(rec.service);
-    await this.dumpDestinations(this.main, svc);
+    await this.dumpDestinations(this.main, svc, identifyingAttrs(rec.service));
     return svc;
   }
 
@@ -315,10 +318,11 @@ export class IpvsClient {
     });
   }
 
-  private dumpDestinations(ch: NetlinkChannel, svc: ServiceState): Promise<void> {
+  /** Appends the destinations of `svc`, named by the identifying attributes the kernel sent for it. */
+  private dumpDestinations(ch: NetlinkChannel, svc: ServiceState, key: ServiceRecord): Promise<void> {
     const family = svc.key.family;
     const dests = svc.destinations;
-    return this.dump(ch, 'get-dests', IpvsCmd.GET_DEST, { service: serviceKeyRecord(svc.key) }, (rec) => {
+    return this.dump(ch, 'get-dests', IpvsCmd.GET_DEST, { service: key }, (rec) => {
       if (rec.dest) dests.push(decodeDestination(rec.dest, family));
     });
   }
@@ -335,18 +339,25 @@ export class IpvsClient {
     return this.pool.slice(0, n);
   }
 
-  private async fillDestinations(list: ServiceState[]): Promise<void> {
+  private async fillDestinations(list: ServiceState[], keys: ServiceRecord[]): Promise<void> {
     if (list.length === 0) return;
     const pool = this.dumpPool(list.length);
     let next = 0;
     const worker = async (ch: NetlinkChannel): Promise<void> => {
       while (next < list.length) {
-        const svc = list[next++];
-        await this.dumpDestinations(ch, svc);
+        const i = next++;
+        await this.dumpDestinations(ch, list[i], keys[i]);
       }
     };
     await Promise.all(pool.map(worker));
   }
+}
+
+/** A service's identifying attributes as the kernel sent them (reused verbatim to ask for its dests). */
+function identifyingAttrs(rec: ServiceRecord): ServiceRecord {
+  return rec.fwmark
+    ? { af: rec.af, fwmark: rec.fwmark }
+    : { af: rec.af, protocol: rec.protocol, addr: rec.addr, port: rec.port };
 }
 
 function outcomeOf(op: IpvsOp, r: number | NetlinkStatusError): OpOutcome<IpvsError> {
