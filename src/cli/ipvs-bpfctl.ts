@@ -29,6 +29,7 @@ import {
   versionText,
 } from '../ipvs/rules';
 import { applyAtomically, TransactionError } from '../ipvs/transaction';
+import { statusMain } from './status';
 
 const PROGRAM = 'ipvs-bpfctl';
 
@@ -55,6 +56,7 @@ ${PROGRAM} differences from ipvsadm:
 
 /** Run one command line; resolves to the exit status. */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  if (argv[0] === 'status') return statusMain(argv.slice(1), io);
   let command: Command;
   try {
     command = parseCommand(argv, { program: PROGRAM });

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs ipvs-bpf as a systemd service on a Debian host (as root), from this checkout:
+#   /usr/local/sbin/ipvs-bpf, /usr/local/bin/ipvs-bpfctl   launchers running this checkout's bin/ with node
+#   /etc/systemd/system/ipvs-bpf.service                   the unit (systemd/ipvs-bpf.service)
+#   /etc/dbus-1/system.d/org.ipvsbpf1.conf                 the D-Bus policy
+#   /etc/ipvs-bpf/config.json, /etc/ipvs-bpf/rules         defaults, only where absent (never overwritten)
+# Options: --enable (also `systemctl enable`), --start (enable and start now), --prefix DIR (default /usr/local).
+# The checkout must be built (npm ci / npm run build) and stay where it is: the launchers point into it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+prefix=/usr/local
+enable=no
+start=no
+while [ $# -gt 0 ]; do
+  case $1 in
+    --enable) enable=yes ;;
+    --start) enable=yes; start=yes ;;
+    --prefix) prefix=$2; shift ;;
+    *) echo "install-service: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ "$(id -u)" = 0 ] || { echo "install-service: run as root" >&2; exit 1; }
+[ -f dist/src/daemon/main.js ] || { echo "install-service: not built (run npm ci or npm run build first)" >&2; exit 1; }
+node=$(command -v node) || { echo "install-service: node not found" >&2; exit 1; }
+
+launcher() { # $1 = file, $2 = bin/ script
+  install -d -m 0755 "$(dirname "$1")"
+  printf '#!/bin/sh\nexec %s %s "$@"\n' "$node" "$root/bin/$2" >"$1.tmp"
+  chmod 0755 "$1.tmp"
+  mv -f "$1.tmp" "$1"
+}
+launcher "$prefix/sbin/ipvs-bpf" ipvs-bpf
+launcher "$prefix/bin/ipvs-bpfctl" ipvs-bpfctl
+
+sed "s|@LAUNCHER@|$prefix/sbin/ipvs-bpf|" systemd/ipvs-bpf.service >/etc/systemd/system/ipvs-bpf.service.tmp
+mv -f /etc/systemd/system/ipvs-bpf.service.tmp /etc/systemd/system/ipvs-bpf.service
+install -D -m 0644 systemd/org.ipvsbpf1.conf /etc/dbus-1/system.d/org.ipvsbpf1.conf
+install -d -m 0755 /etc/ipvs-bpf
+[ -e /etc/ipvs-bpf/config.json ] || install -m 0644 systemd/config.json /etc/ipvs-bpf/config.json
+[ -e /etc/ipvs-bpf/rules ] || install -m 0644 systemd/rules /etc/ipvs-bpf/rules
+
+systemctl daemon-reload
+# dbus-daemon reads system.d at start and on reload; a running bus needs the reload to accept the name.
+if systemctl is-active --quiet dbus.service; then
+  busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig >/dev/null ||
+    systemctl reload dbus.service
+fi
+[ $enable = yes ] && systemctl enable --quiet ipvs-bpf.service
+[ $start = yes ] && systemctl restart ipvs-bpf.service
+echo "installed: ipvs-bpf.service (launcher $prefix/sbin/ipvs-bpf -> $root), policy, /etc/ipvs-bpf"

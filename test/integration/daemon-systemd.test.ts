@@ -1,0 +1,180 @@
+/**
+ * The daemon as an operator meets it, in the lab VM under real systemd and a real system bus, stock 6.1
+ * IPVS (so mode auto runs plain IPVS and says why): npm run install-service, start, D-Bus introspection
+ * and properties, ipvs-bpfctl status, reload (good and bad rules), non-root reads allowed and changes
+ * denied, root changes, LogControl1, restart, stop, and a broken configuration. One boot runs
+ * test/integration/vm/daemon-systemd.sh, which records; the judgement is here.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { runInVm } from '../lab/vm';
+
+jest.setTimeout(25 * 60 * 1000);
+
+const ROOT = path.resolve(__dirname, '../..');
+let dir = '';
+let console_ = '';
+
+interface Step { rc: number; out: string; err: string }
+const step = (name: string): Step => {
+  const f = (ext: string): string => {
+    const p = path.join(dir, `${name}.${ext}`);
+    if (!existsSync(p)) throw new Error(`step ${name} did not run in the VM; console tail:\n${console_.slice(-3000)}`);
+    return readFileSync(p, 'utf8');
+  };
+  return { rc: Number(f('rc').trim()), out: f('out'), err: f('err') };
+};
+const ok = (name: string): string => {
+  const s = step(name);
+  expect({ name, rc: s.rc, err: s.err }).toEqual({ name, rc: 0, err: '' });
+  return s.out;
+};
+
+const START_RULES = [
+  '-A -t 10.10.0.1:80 -s wrr',
+  '-a -t 10.10.0.1:80 -r 10.10.1.1:80 -m -w 1',
+  '-a -t 10.10.0.1:80 -r 10.10.1.2:80 -m -w 2',
+  '-A -u 10.10.0.1:53 -s rr',
+  '-a -u 10.10.0.1:53 -r 10.10.1.1:53 -m -w 1',
+  '',
+].join('\n');
+const RELOADED = '-A -t 10.10.0.1:80 -s wrr\n-a -t 10.10.0.1:80 -r 10.10.1.1:80 -m -w 5\n-a -t 10.10.0.1:80 -r 10.10.1.3:80 -m -w 1\n';
+
+beforeAll(async () => {
+  execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT, stdio: 'ignore' });
+  const r = await runInVm({ init: 'systemd', timeoutMs: 22 * 60 * 1000, script: 'bash test/integration/vm/daemon-systemd.sh' });
+  dir = path.join(r.outDir, 'daemon');
+  console_ = r.console;
+  if (r.exitCode !== 0) throw new Error(`VM payload failed (exit ${r.exitCode}, ${r.error ?? ''}):\n${r.console.slice(-4000)}`);
+});
+
+test('npm run install-service installs, --check-config validates the installed configuration', () => {
+  expect(ok('install')).toMatch(/^installed: ipvs-bpf.service/m);
+  expect(ok('check-config')).toBe('configuration /etc/ipvs-bpf/config.json: valid; mode auto\n'
+    + 'rules /etc/ipvs-bpf/rules: valid; 2 services, 3 real servers\n');
+});
+
+test('systemctl start: active, IPVS equals the rule file', () => {
+  ok('start');
+  expect(ok('is-active')).toBe('active\n');
+  expect(ok('save-start')).toBe(START_RULES);
+});
+
+test('D-Bus: introspectable by anyone, properties readable by anyone, auto mode says why it runs plain IPVS', () => {
+  for (const s of ['introspect', 'introspect-nobody']) {
+    const out = ok(s);
+    for (const m of ['.Reload', '.ApplyRules', '.ListFlows', '.SetWeight', '.Services', '.ModeReason', 'org.ipvsbpf1.Manager', 'org.freedesktop.DBus.Properties']) {
+      expect(out).toContain(m);
+    }
+  }
+  expect(ok('prop-mode')).toBe('s "ipvs"\n');
+  expect(ok('prop-reason')).toMatch(/^s "auto: the kernel\\'s IPVS has no BPF mode \(\/proc\/net\/ip_vs_bpf does not exist/);
+  expect(ok('prop-version')).toBe(`s "${(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}"\n`);
+  const services = JSON.parse(ok('prop-services')) as { type: string; data: unknown[][] };
+  expect(services.type).toBe('a(ssuttttta(ssiuuttttt))');
+  expect(services.data.map((s) => [s[0], s[1], (s[8] as unknown[][]).map((d) => [d[0], d[1], d[2]])])).toEqual([
+    ['udp 10.10.0.1:53', 'rr', [['10.10.1.1:53', 'masq', 1]]],
+    ['tcp 10.10.0.1:80', 'wrr', [['10.10.1.1:80', 'masq', 1], ['10.10.1.2:80', 'masq', 2]]],
+  ]);
+});
+
+test('ipvs-bpfctl status, human (root) and -o json (nobody)', () => {
+  const text = ok('status');
+  expect(text).toMatch(/^ipvs-bpf \S+, mode ipvs \(configured auto\): auto: /);
+  expect(text).toContain('Services: 2\n');
+  expect(text).toContain('    -> 10.10.1.2:80 masq weight 2 active 0 inactive 0 conns 0\n');
+  const j = JSON.parse(ok('status-json-nobody')) as { mode: string; configuredMode: string; services: { id: string }[]; lastReload: { ok: boolean; message: string } };
+  expect(j.mode).toBe('ipvs');
+  expect(j.configuredMode).toBe('auto');
+  expect(j.services.map((s) => s.id)).toEqual(['udp 10.10.0.1:53', 'tcp 10.10.0.1:80']);
+  expect(j.lastReload).toEqual(expect.objectContaining({ ok: true, message: '2 added services, 3 added real servers' }));
+  expect(step('status-not-running')).toEqual(expect.objectContaining({ rc: 3, out: '' }));
+});
+
+test('reload applies only the differences, and reports them', () => {
+  ok('reload');
+  expect(ok('save-reload')).toBe(RELOADED);
+  expect(ok('prop-last-reload')).toMatch(/^\(tbs\) \d+ true "1 removed service, 1 removed real server, 1 changed real server, 1 added real server"\n$/);
+  // PropertiesChanged was emitted for the changes.
+  expect(readFileSync(path.join(dir, 'monitor.out'), 'utf8')).toMatch(/member=PropertiesChanged[\s\S]*string "Services"/);
+});
+
+test('a bad rules file: systemctl reload fails, nothing changes, the daemon keeps running, the journal names file:line', () => {
+  expect(step('reload-bad').rc).not.toBe(0);
+  expect(ok('save-reload-bad')).toBe(RELOADED);
+  expect(ok('is-active-after-bad')).toBe('active\n');
+  expect(readFileSync(path.join(dir, 'journal.txt'), 'utf8')).toContain('ipvs-bpf[');
+  expect(readFileSync(path.join(dir, 'journal.txt'), 'utf8')).toMatch(/ipvs-bpf\[\d+\]: \/etc\/ipvs-bpf\/rules:line 5: illegal weight specified/);
+});
+
+test('a non-root caller is denied every change', () => {
+  for (const s of ['deny-reload', 'deny-apply', 'deny-weight', 'deny-loglevel']) {
+    const r = step(s);
+    expect({ s, rc: r.rc }).toEqual({ s, rc: 1 });
+    expect(r.err).toMatch(/Access denied/);
+  }
+  expect(ok('save-after-deny')).toBe(RELOADED);
+});
+
+test('root: SetWeight edits in place, ApplyRules is all or nothing, errors are named', () => {
+  ok('weight');
+  expect(step('weight-missing')).toEqual(expect.objectContaining({ rc: 1, err: expect.stringContaining('has no real server "10.99.0.1:80"') }));
+  expect(ok('apply')).toBe('s "1 added service, 1 added real server"\n');
+  const bad = step('apply-bad');
+  expect(bad.rc).toBe(1);
+  expect(bad.err).toContain('input:line 2: Service already exists');
+  expect(ok('save-after-root')).toBe(
+    '-A -t 10.10.0.1:80 -s wrr\n-a -t 10.10.0.1:80 -r 10.10.1.1:80 -m -w 9\n-a -t 10.10.0.1:80 -r 10.10.1.3:80 -m -w 1\n'
+    + '-A -t 10.10.0.7:80 -s rr\n-a -t 10.10.0.7:80 -r 10.10.1.7:80 -m -w 1\n',
+  );
+  expect(step('list-flows').err).toContain('no BPF data path in ipvs mode');
+});
+
+test('the log level changes at run time (systemctl service-log-level, LogControl1)', () => {
+  ok('service-log-level');
+  expect(ok('prop-loglevel')).toBe('s "debug"\n');
+});
+
+test('restart: a new process, back to the rule files; stop leaves IPVS as it is', () => {
+  ok('restart');
+  expect(ok('is-active-restart')).toBe('active\n');
+  expect(ok('main-pid-restart')).not.toBe(ok('main-pid'));
+  // The runtime changes (weight 9, the ApplyRules service) give way to the files.
+  expect(ok('save-restart')).toBe(RELOADED);
+  ok('stop');
+  expect(ok('save-stop')).toBe(RELOADED);
+});
+
+test('a broken configuration: start fails with a clear journal message, exit 78, no restart loop, IPVS untouched', () => {
+  expect(step('start-bad').rc).not.toBe(0);
+  expect(step('is-active-bad').out).toBe('failed\n');
+  expect(ok('restarts-bad')).toBe('0\n');
+  expect(ok('status-exit-bad')).toBe('78\n');
+  expect(ok('save-bad')).toBe(RELOADED);
+  expect(readFileSync(path.join(dir, 'journal.txt'), 'utf8')).toContain(
+    'configuration invalid, not starting: /etc/ipvs-bpf/config.json: mode: must be one of the possible values: ["auto","bpf","ipvs"]: value was "fast"',
+  );
+});
+
+test('journal: priorities from the <N> prefix; messages carry no prefix, timestamp or colour', () => {
+  const entries = readFileSync(path.join(dir, 'journal.json'), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((e) => e.SYSLOG_IDENTIFIER === 'ipvs-bpf' && typeof e.MESSAGE === 'string');
+  const prio = (re: RegExp): string | undefined => entries.find((e) => re.test(e.MESSAGE as string))?.PRIORITY as string | undefined;
+  expect(prio(/^started in ipvs mode/)).toBe('5');
+  expect(prio(/^mode auto: running plain IPVS/)).toBe('4');
+  expect(prio(/^reload refused, nothing changed/)).toBe('3');
+  expect(prio(/^ready/)).toBe('6');
+  for (const e of entries) {
+    expect(e.MESSAGE).not.toMatch(/^<\d>|^\d{4}-\d\d-\d\dT/);
+    expect(e.MESSAGE).not.toContain('\u001b[');
+  }
+});
+
+test('hardening: systemd-analyze security rates the unit OK or better', () => {
+  const text = readFileSync(path.join(dir, 'security.txt'), 'utf8');
+  const m = /Overall exposure level for ipvs-bpf.service: ([\d.]+) (\w+)/.exec(text);
+  expect(m).not.toBeNull();
+  expect(Number(m![1])).toBeLessThan(4.5);
+});
