@@ -75,6 +75,8 @@ export class NetlinkChannel {
   private referenced = false;
   private watchdog: NodeJS.Timeout | undefined;
   private idleCheck: NodeJS.Immediate | undefined;
+  /** The batch in flight (exclusive() allows one per socket): its seqs and the waiter that takes their answers. */
+  private window: { firstSeq: number; count: number; waiter: Waiter } | undefined;
   private lock: Promise<unknown> = Promise.resolve();
   readonly timeoutMs: number;
 
@@ -188,9 +190,14 @@ export class NetlinkChannel {
   }
 
   /**
-   * Sends `count` requests with consecutive seqs from `firstSeq`, all in `buf` (one sendmsg), each with
-   * NLM_F_ACK, and reports each one's errno (0 = ACK) or its loss, by seq. Resolves when every one is
-   * settled.
+   * Sends `count` requests with consecutive seqs from `firstSeq`, all in `buf` (one sendmsg), and reports
+   * each one's errno (0 = done) or its loss, by seq. Resolves when every one is settled.
+   *
+   * Only the last request carries NLM_F_ACK. The kernel runs the messages of one sendmsg in order and
+   * answers a request without NLM_F_ACK only when it refuses it (netlink_rcv_skb), so the answers are the
+   * refusals, in order, then the last request's ACK or refusal: once that arrives, every request it did not
+   * refuse before was done. One answer per batch instead of one per request (each a recvmsg and a callback).
+   * The requests must be ones the kernel answers with nothing but the ACK (no replies).
    */
   batch(
     firstSeq: number,
@@ -199,39 +206,48 @@ export class NetlinkChannel {
     settle: (seq: number, result: number | NetlinkStatusError) => void,
   ): Promise<void> {
     if (count === 0) return Promise.resolve();
+    const lastSeq = (firstSeq + count - 1) >>> 0;
     return new Promise<void>((resolve) => {
-      let open = count;
-      const deadline = Date.now() + this.timeoutMs;
-      const done = (seq: number, r: number | NetlinkStatusError): void => {
-        if (!this.waiters.delete(seq)) return;
-        settle(seq, r);
-        if (--open === 0) {
-          this.refresh();
-          resolve();
-        }
+      const settled = new Uint8Array(count);
+      const settleAt = (k: number, r: number | NetlinkStatusError): void => {
+        if (settled[k]) return;
+        settled[k] = 1;
+        settle((firstSeq + k) >>> 0, r);
       };
-      for (let i = 0; i < count; i++) {
-        const seq = (firstSeq + i) >>> 0;
-        this.waiters.set(seq, {
-          deadline,
-          onMessage: (m) => {
-            if (m.type !== NLMSG_ERROR) return false; // a request with a reply: wait for its ACK
-            let errno: number;
-            try {
-              errno = messageErrno(m) ?? E.EPROTO;
-            } catch {
-              errno = E.EPROTO;
-            }
-            done(seq, errno);
-            return true;
-          },
-          fail: (err) => done(seq, err),
-        });
-      }
+      const finish = (rest: number | NetlinkStatusError): void => {
+        if (this.window?.waiter !== waiter) return;
+        this.window = undefined;
+        this.waiters.delete(lastSeq);
+        for (let k = 0; k < count; k++) settleAt(k, rest);
+        this.refresh();
+        resolve();
+      };
+      const waiter: Waiter = {
+        deadline: Date.now() + this.timeoutMs,
+        onMessage: (m) => {
+          if (m.type !== NLMSG_ERROR) return false; // not an answer of a batch request
+          let errno: number;
+          try {
+            errno = messageErrno(m) ?? E.EPROTO;
+          } catch {
+            errno = E.EPROTO;
+          }
+          const k = (m.seq - firstSeq) >>> 0;
+          if (k !== count - 1) {
+            if (errno !== 0) settleAt(k, errno);
+            return false;
+          }
+          settleAt(k, errno);
+          finish(0); // the kernel refused none of the others that are still open
+          return true;
+        },
+        fail: (err) => finish(err),
+      };
+      this.window = { firstSeq, count, waiter };
+      this.waiters.set(lastSeq, waiter);
       this.refresh();
       this.sendDatagram(buf, (err) => {
-        if (!err) return;
-        for (let i = 0; i < count; i++) done((firstSeq + i) >>> 0, err);
+        if (err) finish(err);
       });
     });
   }
@@ -310,7 +326,9 @@ export class NetlinkChannel {
       return; // not ours to judge: a broken datagram cannot be routed
     }
     for (const m of msgs) {
-      const w = this.waiters.get(m.seq);
+      // Refusals of a batch's requests come under their own seqs; its one waiter is keyed by the last.
+      const win = this.window;
+      const w = this.waiters.get(m.seq) ?? (win && ((m.seq - win.firstSeq) >>> 0) < win.count ? win.waiter : undefined);
       if (w && w.onMessage(m)) this.waiters.delete(m.seq);
     }
   }

@@ -5,7 +5,7 @@
  */
 import { endianness } from 'os';
 import type { AttrRecord, AttrTable, TableShape } from './attributes';
-import { GENL_HDRLEN, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN } from './constants';
+import { GENL_HDRLEN, NLM_F_ACK, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN } from './constants';
 import { encodedSize, nlaAlign, writeAttrs } from './tlv';
 
 const HOST_LE = endianness() === 'LE';
@@ -93,6 +93,12 @@ export function encodeGenlMessage<S extends TableShape>(h: GenlHeader, table: At
 /** Overwrites nlmsg_seq of the message starting at `off`. */
 export function setMessageSeq(buf: Buffer, off: number, seq: number): void {
   w32(buf, seq, off + 8);
+}
+
+/** Sets or clears NLM_F_ACK in nlmsg_flags of the message starting at `off`. */
+export function setMessageAck(buf: Buffer, off: number, ack: boolean): void {
+  const flags = r16(buf, off + 6);
+  w16(buf, ack ? flags | NLM_F_ACK : flags & ~NLM_F_ACK, off + 6);
 }
 
 /** A bare netlink message without payload (e.g. NLMSG_NOOP with NLM_F_ACK, answered by a plain ACK). */

@@ -1,10 +1,11 @@
 /**
- * Pipelined requests over one channel: many complete netlink requests (each with NLM_F_ACK) per sendmsg,
- * one ACK each, batches sized by batch.ts so that every ACK of a batch fits in the receive buffer.
+ * Pipelined requests over one channel: many complete netlink requests per sendmsg, batches sized by batch.ts
+ * so that an answer to every request of a batch would fit in the receive buffer. Only the last request of a
+ * batch asks for an ACK; the kernel answers the others only to refuse them (see NetlinkChannel.batch).
  */
 import { AckLedger, BatchPlanner, batchLimits } from './batch';
 import { NetlinkStatusError, type NetlinkChannel } from './channel';
-import { setMessageSeq } from './message';
+import { setMessageAck, setMessageSeq } from './message';
 import { constants as osConstants } from 'os';
 
 /** What one request came to: the kernel's errno (0 = ACK), or a transport failure (lost / not sent). */
@@ -28,8 +29,9 @@ const LOST = (): NetlinkStatusError =>
   new NetlinkStatusError(osConstants.errno.EPROTO, true, 'no answer recorded for this request');
 
 /**
- * Sends `msgs` in order (their nlmsg_seq is overwritten) and calls `settle(index, result)` once for every
- * request sent. The caller holds the channel (exclusive()).
+ * Sends `msgs` in order (their nlmsg_seq and NLM_F_ACK are overwritten) and calls `settle(index, result)`
+ * once for every request sent. The requests must be ones the kernel answers with nothing but an ACK or a
+ * refusal. The caller holds the channel (exclusive()).
  */
 export async function pipelineRequests(
   ch: NetlinkChannel,
@@ -52,6 +54,7 @@ export async function pipelineRequests(
       const msg = msgs[i + k];
       msg.copy(buf, off);
       setMessageSeq(buf, off, (first + k) >>> 0);
+      setMessageAck(buf, off, k === count - 1);
       off += msg.length;
     }
     const ledger = new AckLedger<NetlinkStatusError | number>(
