@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { addressToBytes, bytesToAddress, canonicalAddress, familyOf, AddressError } from '../../src/ipvs/netlink/address';
 
 describe('address text <-> bytes', () => {
@@ -6,6 +7,21 @@ describe('address text <-> bytes', () => {
     expect(bytesToAddress('inet', Buffer.from([10, 0, 0, 1, 9, 9]))).toBe('10.0.0.1');
     expect(() => addressToBytes('inet', '10.0.0')).toThrow(AddressError);
     expect(() => addressToBytes('inet', '::1')).toThrow(AddressError);
+  });
+
+  test('IPv4 text is accepted exactly when net.isIPv4 accepts it, and read as the octets it names', () => {
+    const words = ['0', '1', '9', '10', '99', '100', '199', '200', '249', '250', '255', '256', '300', '00', '01', '010', '1000', '', 'a', '-1', '+1', ' 1', '1 '];
+    let seed = 3;
+    const pick = (): string => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return words[seed % words.length];
+    };
+    const texts = ['1.2.3.4', '1.2.3', '1.2.3.4.', '.1.2.3.4', '1..2.3', '1.2.3.4.5', '', '0.0.0.0', '255.255.255.255'];
+    for (let i = 0; i < 4000; i++) texts.push([pick(), pick(), pick(), pick()].slice(0, 3 + (i % 3)).join('.'));
+    for (const t of texts) {
+      if (isIPv4(t)) expect([...addressToBytes('inet', t)]).toEqual(t.split('.').map(Number));
+      else expect(() => addressToBytes('inet', t)).toThrow(AddressError);
+    }
   });
 
   test.each([

@@ -25,16 +25,42 @@ function parseV4(text: string, out: Buffer, off: number): void {
   for (let i = 0; i < 4; i++) out[off + i] = Number(parts[i]);
 }
 
+/**
+ * Writes the dotted quad `text` into out[off, off + 4) and returns true when it is one that net.isIPv4()
+ * accepts (four decimal octets 0-255 without leading zeros); otherwise returns false.
+ */
+function parseDottedQuad(text: string, out: Buffer, off: number): boolean {
+  const n = text.length;
+  let part = 0;
+  let digits = 0;
+  let v = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? text.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3) return false;
+      out[off + part++] = v;
+      digits = 0;
+      v = 0;
+      continue;
+    }
+    const d = c - 48;
+    if (d < 0 || d > 9 || (digits === 1 && v === 0)) return false;
+    v = v * 10 + d;
+    if (++digits > 3 || v > 255) return false;
+  }
+  return part === 4;
+}
+
 /** 4 bytes (inet) or 16 bytes (inet6) in network order. Throws AddressError when text is not of `family`. */
 export function addressToBytes(family: Family, text: string): Buffer {
   if (family === 'inet') {
-    if (!isIPv4(text)) throw new AddressError(`not an IPv4 address: "${text}"`);
-    const out = Buffer.alloc(4);
-    parseV4(text, out, 0);
+    // Every byte is written: the unzeroed pool allocation is safe (Buffer.alloc costs an ArrayBuffer each).
+    const out = Buffer.allocUnsafe(4);
+    if (!parseDottedQuad(text, out, 0)) throw new AddressError(`not an IPv4 address: "${text}"`);
     return out;
   }
   if (!isIPv6(text) || text.includes('%')) throw new AddressError(`not an IPv6 address: "${text}"`);
-  const out = Buffer.alloc(16);
+  const out = Buffer.allocUnsafe(16);
   let body = text;
   let tailV4: string | null = null;
   const lastColon = body.lastIndexOf(':');

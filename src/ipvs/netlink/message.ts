@@ -85,7 +85,8 @@ export function writeGenlMessage<S extends TableShape>(
 
 /** One generic netlink message in a buffer of its own. */
 export function encodeGenlMessage<S extends TableShape>(h: GenlHeader, table: AttrTable<S>, attrs: AttrRecord<S>): Buffer {
-  const buf = Buffer.alloc(genlMessageSize(table, attrs));
+  // A zero-filled slice of Node's buffer pool: Buffer.alloc() would cost an ArrayBuffer per message.
+  const buf = Buffer.allocUnsafe(genlMessageSize(table, attrs)).fill(0);
   writeGenlMessage(buf, 0, h, table, attrs);
   return buf;
 }
