@@ -25,9 +25,10 @@ const sortById = (xs: DesiredService[]): DesiredService[] =>
     .sort((a, b) => (serviceKeyId(a.key) < serviceKeyId(b.key) ? -1 : 1));
 
 beforeAll(async () => {
-  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'tsconfig.json')], {
+  // Only the in-VM script and what it imports, so that unrelated work in progress cannot block this test.
+  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'test/integration/vm/tsconfig.json')], {
     cwd: root,
-    stdio: 'ignore',
+    stdio: 'pipe',
   });
   const r = await runInVm({
     timeoutMs: 15 * 60 * 1000,
@@ -243,7 +244,8 @@ test('stats follow real traffic, match ipvsadm --stats, and zero clears them', (
   expect(Number(st.inBytes)).toBeGreaterThan(0);
   const svcLine = lines(s.ipvsadmStats).find((l) => l.startsWith('TCP'))!;
   expect(svcLine.split(/\s+/).slice(2)).toEqual([st.conns, st.inPkts, st.outPkts, st.inBytes, st.outBytes]);
-  expect(s.afterTraffic.destinations[0].forward).toBe('local');
+  // A masq destination on a local address stays masq in the kernel's view.
+  expect(s.afterTraffic.destinations[0].forward).toBe('masq');
   expect(s.afterTraffic.destinations[0].stats.conns).toBe('3');
   for (const v of Object.values(s.afterZero.stats).slice(0, 5)) expect(v).toBe('0');
 });

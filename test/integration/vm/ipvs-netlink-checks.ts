@@ -257,7 +257,15 @@ async function main(): Promise<void> {
         });
       }
       server.close();
-      const afterTraffic = await c.service(key);
+      // Linux 6.1 publishes IPVS counters from its rate estimator, which folds the per-CPU counters
+      // every 2 s: wait until all three connections show (bounded), then read both tools together.
+      let afterTraffic = await c.service(key);
+      for (let waited = 0; waited < 20_000 && (afterTraffic?.stats.conns ?? 0n) < 3n; waited += 500) {
+        await new Promise((res) => setTimeout(res, 500));
+        afterTraffic = await c.service(key);
+      }
+      await new Promise((res) => setTimeout(res, 2500));
+      afterTraffic = await c.service(key);
       const ipvsadmStats = run('ipvsadm -Ln --stats --exact -t 198.51.100.1:7000');
       await c.zero(key);
       const afterZero = await c.service(key);
