@@ -55,6 +55,8 @@ export function sameDestAttrs(a: Destination, b: Destination): boolean {
 
 /** The ops that turn `current` into `desired` (ServiceState[] is accepted for current; counters are ignored). */
 export function reconcile(current: readonly DesiredService[], desired: readonly DesiredService[]): IpvsOp[] {
+  const aligned = reconcileAligned(current, desired);
+  if (aligned) return aligned;
   const ops: IpvsOp[] = [];
   const currentById = new Map(current.map((s) => [serviceKeyId(s.key), s]));
   const desiredIds = new Set<string>();
@@ -76,23 +78,110 @@ export function reconcile(current: readonly DesiredService[], desired: readonly 
       for (const d of want.destinations) added.push({ op: 'add-dest', service: { ...want.key }, dest: destinationOnly(d) });
       continue;
     }
-    if (!sameServiceAttrs(have, want)) ops.push({ op: 'edit-service', service: serviceOnly(want) });
-    const haveDests = new Map(have.destinations.map((d) => [destinationId(d), d]));
-    const wantIds = new Set(want.destinations.map((d) => destinationId(d)));
-    for (const d of have.destinations) {
-      if (!wantIds.has(destinationId(d))) {
-        ops.push({ op: 'delete-dest', service: { ...want.key }, dest: { family: d.family, address: d.address, port: d.port } });
-      }
-    }
-    const adds: IpvsOp[] = [];
-    for (const d of want.destinations) {
-      const old = haveDests.get(destinationId(d));
-      if (old === undefined) adds.push({ op: 'add-dest', service: { ...want.key }, dest: destinationOnly(d) });
-      else if (!sameDestAttrs(old, d)) ops.push({ op: 'edit-dest', service: { ...want.key }, dest: destinationOnly(d) });
-    }
-    ops.push(...adds);
+    keptServiceOps(have, want, ops);
   }
   ops.push(...added);
+  return ops;
+}
+
+/** For a service in both tables: edit-service if needed, then delete-dest, edit-dest and add-dest ops. */
+function keptServiceOps(have: DesiredService, want: DesiredService, ops: IpvsOp[]): void {
+  if (!sameServiceAttrs(have, want)) ops.push({ op: 'edit-service', service: serviceOnly(want) });
+  if (sameDestLists(have.destinations, want.destinations)) return;
+  const haveDests = new Map(have.destinations.map((d) => [destinationId(d), d]));
+  const wantIds = new Set(want.destinations.map((d) => destinationId(d)));
+  for (const d of have.destinations) {
+    if (!wantIds.has(destinationId(d))) {
+      ops.push({ op: 'delete-dest', service: { ...want.key }, dest: { family: d.family, address: d.address, port: d.port } });
+    }
+  }
+  const adds: IpvsOp[] = [];
+  for (const d of want.destinations) {
+    const old = haveDests.get(destinationId(d));
+    if (old === undefined) adds.push({ op: 'add-dest', service: { ...want.key }, dest: destinationOnly(d) });
+    else if (!sameDestAttrs(old, d)) ops.push({ op: 'edit-dest', service: { ...want.key }, dest: destinationOnly(d) });
+  }
+  ops.push(...adds);
+}
+
+/** Same key, compared field by field (equal fields give equal serviceKeyId()s). */
+function sameKey(a: ServiceKey, b: ServiceKey): boolean {
+  if (a === b) return true;
+  if (a.kind === 'fwmark') return b.kind === 'fwmark' && a.fwmark === b.fwmark && a.family === b.family;
+  return b.kind === 'addr' && a.address === b.address && a.port === b.port && a.protocol === b.protocol && a.family === b.family;
+}
+
+/**
+ * Whether two real-server lists hold the same servers with the same settings at the same positions, and no
+ * server twice: then the general comparison would find nothing to do. Compares fields, builds no strings.
+ */
+function sameDestLists(have: readonly Destination[], want: readonly Destination[]): boolean {
+  if (have === want) return noDuplicateDests(have);
+  const n = have.length;
+  if (want.length !== n) return false;
+  for (let j = 0; j < n; j++) {
+    const a = have[j];
+    const b = want[j];
+    if (a !== b && !(a.address === b.address && a.port === b.port && a.family === b.family && sameDestAttrs(a, b))) {
+      return false;
+    }
+  }
+  return noDuplicateDests(have);
+}
+
+/** No two entries with the same destinationId() (a 64-bit filter on port and address first, exact check on a hit). */
+function noDuplicateDests(ds: readonly Destination[]): boolean {
+  let lo = 0;
+  let hi = 0;
+  let suspect = false;
+  for (const d of ds) {
+    const a = d.address;
+    const h = (d.port + a.length * 7 + a.charCodeAt(a.length - 1) * 31 + a.charCodeAt(a.length - 2) * 131) & 63;
+    const bit = 1 << (h & 31);
+    if (h < 32) {
+      if (lo & bit) suspect = true;
+      lo |= bit;
+    } else {
+      if (hi & bit) suspect = true;
+      hi |= bit;
+    }
+  }
+  if (!suspect) return true;
+  const ids = new Set<string>();
+  for (const d of ds) {
+    const id = destinationId(d);
+    if (ids.has(id)) return false;
+    ids.add(id);
+  }
+  return true;
+}
+
+/**
+ * The common case of a reload or a single change, without key strings: `desired` names the same services
+ * as `current`, in the same order. Then there is nothing to delete or add, and the kept services' ops in
+ * desired order are exactly what the general path gives. Undefined when the tables are not so aligned, or
+ * when a service is named twice (the general path reports that).
+ */
+function reconcileAligned(current: readonly DesiredService[], desired: readonly DesiredService[]): IpvsOp[] | undefined {
+  const n = current.length;
+  if (desired.length !== n) return undefined;
+  for (let i = 0; i < n; i++) if (!sameKey(current[i].key, desired[i].key)) return undefined;
+  // Unique keys in desired (and so in current, key by key the same).
+  const seen = new Map<string | number, ServiceKey | ServiceKey[]>();
+  for (const s of desired) {
+    const k = s.key;
+    const slot = k.kind === 'fwmark' ? k.fwmark : k.address;
+    const prev = seen.get(slot);
+    if (prev === undefined) seen.set(slot, k);
+    else {
+      const list = Array.isArray(prev) ? prev : [prev];
+      if (list.some((p) => sameKey(p, k))) return undefined;
+      list.push(k);
+      if (list !== prev) seen.set(slot, list);
+    }
+  }
+  const ops: IpvsOp[] = [];
+  for (let i = 0; i < n; i++) keptServiceOps(current[i], desired[i], ops);
   return ops;
 }
 

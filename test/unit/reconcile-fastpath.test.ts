@@ -1,0 +1,136 @@
+/**
+ * reconcile() takes a string-free path when both tables name the same services in the same order; it must
+ * give exactly what the general comparison gives (written out here as the definition), also for tables with
+ * a real server or a service named twice, shared objects, and every kind of small edit.
+ */
+import { reconcile, sameDestAttrs, sameServiceAttrs } from '../../src/ipvs/reconcile';
+import { destinationOnly, serviceOnly } from '../../src/ipvs/rules/simulate';
+import {
+  type Destination,
+  type DesiredService,
+  type IpvsOp,
+  NO_SERVICE_FLAGS,
+  NO_TUNNEL_FLAGS,
+  destinationId,
+  serviceKeyId,
+} from '../../src/ipvs/model';
+
+/** The general comparison, by key strings (the definition reconcile() follows). */
+function reference(current: readonly DesiredService[], desired: readonly DesiredService[]): IpvsOp[] {
+  const ops: IpvsOp[] = [];
+  const currentById = new Map(current.map((s) => [serviceKeyId(s.key), s]));
+  const desiredIds = new Set<string>();
+  for (const s of desired) {
+    const id = serviceKeyId(s.key);
+    if (desiredIds.has(id)) throw new Error(`desired state names service ${id} twice`);
+    desiredIds.add(id);
+  }
+  for (const s of current) if (!desiredIds.has(serviceKeyId(s.key))) ops.push({ op: 'delete-service', key: { ...s.key } });
+  const added: IpvsOp[] = [];
+  for (const want of desired) {
+    const have = currentById.get(serviceKeyId(want.key));
+    if (have === undefined) {
+      added.push({ op: 'add-service', service: serviceOnly(want) });
+      for (const d of want.destinations) added.push({ op: 'add-dest', service: { ...want.key }, dest: destinationOnly(d) });
+      continue;
+    }
+    if (!sameServiceAttrs(have, want)) ops.push({ op: 'edit-service', service: serviceOnly(want) });
+    const haveDests = new Map(have.destinations.map((d) => [destinationId(d), d]));
+    const wantIds = new Set(want.destinations.map((d) => destinationId(d)));
+    for (const d of have.destinations) {
+      if (!wantIds.has(destinationId(d))) {
+        ops.push({ op: 'delete-dest', service: { ...want.key }, dest: { family: d.family, address: d.address, port: d.port } });
+      }
+    }
+    const adds: IpvsOp[] = [];
+    for (const d of want.destinations) {
+      const old = haveDests.get(destinationId(d));
+      if (old === undefined) adds.push({ op: 'add-dest', service: { ...want.key }, dest: destinationOnly(d) });
+      else if (!sameDestAttrs(old, d)) ops.push({ op: 'edit-dest', service: { ...want.key }, dest: destinationOnly(d) });
+    }
+    ops.push(...adds);
+  }
+  ops.push(...added);
+  return ops;
+}
+
+function outcome(f: () => IpvsOp[]): string {
+  try {
+    return JSON.stringify(f());
+  } catch (e) {
+    return `throws ${(e as Error).message}`;
+  }
+}
+
+let seed = 99;
+const rnd = (n: number): number => {
+  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+  return seed % n;
+};
+
+function dest(i: number): Destination {
+  return {
+    family: 'inet',
+    address: `172.16.${rnd(3)}.${i % 7}`,
+    port: 8080 + rnd(2),
+    forward: 'masq',
+    weight: rnd(3),
+    upperThreshold: 0,
+    lowerThreshold: 0,
+    tunnelType: 'ipip',
+    tunnelPort: 0,
+    tunnelFlags: { ...NO_TUNNEL_FLAGS },
+  };
+}
+
+function table(n: number): DesiredService[] {
+  const withTwins = (ds: Destination[]): Destination[] =>
+    ds.length > 0 && rnd(6) === 0 ? [...ds, { ...ds[0], weight: ds[0].weight + 1 + rnd(2) }] : ds;
+  return Array.from({ length: n }, (_, i) => ({
+    key: i % 9 === 8 ? { kind: 'fwmark' as const, family: 'inet' as const, fwmark: i } : { kind: 'addr' as const, family: 'inet' as const, protocol: 'tcp' as const, address: `10.0.${i >> 8}.${i & 255}`, port: 80 },
+    scheduler: 'wlc',
+    flags: { ...NO_SERVICE_FLAGS },
+    persistenceTimeout: 0,
+    netmask: 0xffffffff,
+    pe: '',
+    destinations: withTwins(Array.from({ length: rnd(5) }, (_, j) => dest(j))),
+  }));
+}
+
+describe('reconcile on aligned tables equals the general comparison', () => {
+  it('random tables and edits, duplicates included', () => {
+    let fast = 0;
+    let twinsWithEdits = 0; // a table with a real server twice, in different settings: not a no-op
+    for (let round = 0; round < 400; round++) {
+      const current = table(1 + rnd(12));
+      const desired = current.map((s) => {
+        switch (rnd(10)) {
+          case 0:
+            return { ...s, scheduler: 'rr' };
+          case 1:
+            return { ...s, destinations: s.destinations.map((d) => ({ ...d, weight: d.weight + rnd(2) })) };
+          case 2:
+            return { ...s, destinations: [...s.destinations].reverse() };
+          case 3:
+            return { ...s, destinations: s.destinations.slice(1) };
+          case 4:
+            return { ...s, destinations: [...s.destinations, dest(rnd(9))] };
+          case 5:
+            return { ...s, key: { ...s.key } };
+          default:
+            return s;
+        }
+      });
+      if (rnd(15) === 0 && desired.length > 1) desired[desired.length - 1] = { ...desired[desired.length - 1], key: desired[0].key };
+      if (rnd(15) === 0 && desired.length > 1) desired.reverse();
+      const aligned = current.length === desired.length && current.every((s, i) => serviceKeyId(s.key) === serviceKeyId(desired[i].key));
+      if (aligned) fast++;
+      expect(outcome(() => reconcile(current, desired))).toBe(outcome(() => reference(current, desired)));
+      const self = outcome(() => reference(current, current));
+      if (self !== '[]') twinsWithEdits++;
+      expect(outcome(() => reconcile(current, current))).toBe(self);
+    }
+    expect(fast).toBeGreaterThan(200);
+    expect(twinsWithEdits).toBeGreaterThan(5);
+  });
+});
