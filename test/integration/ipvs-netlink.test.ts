@@ -26,7 +26,7 @@ const sortById = (xs: DesiredService[]): DesiredService[] =>
 
 beforeAll(async () => {
   // Only the in-VM script and what it imports, so that unrelated work in progress cannot block this test.
-  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'test/integration/vm/tsconfig.json')], {
+  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'test/integration/vm/ipvs-netlink.tsconfig.json')], {
     cwd: root,
     stdio: 'pipe',
   });
