@@ -73,9 +73,11 @@ test('D-Bus: introspectable by anyone, properties readable by anyone, auto mode 
   expect(ok('prop-version')).toBe(`s "${(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}"\n`);
   const services = JSON.parse(ok('prop-services')) as { type: string; data: unknown[][] };
   expect(services.type).toBe('a(ssuttttta(ssiuuttttt))');
-  expect(services.data.map((s) => [s[0], s[1], (s[8] as unknown[][]).map((d) => [d[0], d[1], d[2]])])).toEqual([
-    ['udp 10.10.0.1:53', 'rr', [['10.10.1.1:53', 'masq', 1]]],
+  // Services come in the kernel's (hash) order, as ipvsadm -Ln lists them.
+  const byId = (a: unknown[], b: unknown[]): number => String(a[0]).localeCompare(String(b[0]));
+  expect(services.data.map((s) => [s[0], s[1], (s[8] as unknown[][]).map((d) => [d[0], d[1], d[2]]).sort(byId)]).sort(byId)).toEqual([
     ['tcp 10.10.0.1:80', 'wrr', [['10.10.1.1:80', 'masq', 1], ['10.10.1.2:80', 'masq', 2]]],
+    ['udp 10.10.0.1:53', 'rr', [['10.10.1.1:53', 'masq', 1]]],
   ]);
 });
 
@@ -87,7 +89,7 @@ test('ipvs-bpfctl status, human (root) and -o json (nobody)', () => {
   const j = JSON.parse(ok('status-json-nobody')) as { mode: string; configuredMode: string; services: { id: string }[]; lastReload: { ok: boolean; message: string } };
   expect(j.mode).toBe('ipvs');
   expect(j.configuredMode).toBe('auto');
-  expect(j.services.map((s) => s.id)).toEqual(['udp 10.10.0.1:53', 'tcp 10.10.0.1:80']);
+  expect(j.services.map((s) => s.id).sort()).toEqual(['tcp 10.10.0.1:80', 'udp 10.10.0.1:53']);
   expect(j.lastReload).toEqual(expect.objectContaining({ ok: true, message: '2 added services, 3 added real servers' }));
   expect(step('status-not-running')).toEqual(expect.objectContaining({ rc: 3, out: '' }));
 });
