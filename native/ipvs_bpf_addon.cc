@@ -620,13 +620,21 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo &info) {
   if (o.Has("repeat")) t.repeat = U32(o.Get("repeat"));
   if (o.Has("flags")) t.flags = U32(o.Get("flags"));
   if (o.Has("batchSize")) t.batch_size = U32(o.Get("batchSize"));
+  // live frames (the packets really leave through the device) take neither data_out nor ctx_out
+  const bool live = t.flags & BPF_F_TEST_XDP_LIVE_FRAMES;
+  if (live) {
+    t.data_out = nullptr;
+    t.data_size_out = 0;
+  }
   if (o.Has("ctxIn")) {
     auto c = o.Get("ctxIn").As<Napi::Buffer<uint8_t>>();
     t.ctx_in = c.Data();
     t.ctx_size_in = c.Length();
-    ctxOut.resize(c.Length());
-    t.ctx_out = ctxOut.data();
-    t.ctx_size_out = ctxOut.size();
+    if (!live) {
+      ctxOut.resize(c.Length());
+      t.ctx_out = ctxOut.data();
+      t.ctx_size_out = ctxOut.size();
+    }
   }
   if (bpf_prog_test_run_opts(fd, &t)) Throw(env, errno, "BPF_PROG_TEST_RUN");
   Napi::Object r = Napi::Object::New(env);
