@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs ipvs-bpf as a systemd service on a Debian host (as root), from this checkout:
-#   /usr/local/sbin/ipvs-bpf, /usr/local/bin/ipvs-bpfctl   launchers running this checkout's bin/ with node
+#   /usr/local/lib/ipvs-bpf/                               the runtime: a copy of bin/, dist/src, the BPF objects,
+#                                                          the addon and the production node_modules
+#   /usr/local/sbin/ipvs-bpf, /usr/local/bin/ipvs-bpfctl   launchers running that copy with node
 #   /etc/systemd/system/ipvs-bpf.service                   the unit (systemd/ipvs-bpf.service)
 #   /etc/dbus-1/system.d/org.ipvsbpf1.conf                 the D-Bus policy
 #   /etc/ipvs-bpf/config.json, /etc/ipvs-bpf/rules         defaults, only where absent (never overwritten)
 # Options: --enable (also `systemctl enable`), --start (enable and start now), --prefix DIR (default /usr/local).
-# The checkout must be built (npm ci / npm run build) and stay where it is: the launchers point into it.
+# The checkout must be built (npm ci / npm run build). The service runs a copy, never the checkout: a checkout
+# may live where the unit cannot see it (PrivateTmp hides /tmp and /var/tmp) or change under a running daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -25,9 +28,30 @@ done
 [ -f dist/src/daemon/main.js ] || { echo "install-service: not built (run npm ci or npm run build first)" >&2; exit 1; }
 node=$(command -v node) || { echo "install-service: node not found" >&2; exit 1; }
 
+# The runtime copy, replaced as a whole (a new directory renamed over the old one).
+lib=$prefix/lib/ipvs-bpf
+stage=$lib.new.$$
+rm -rf "$stage"
+install -d -m 0755 "$stage"
+cp -a package.json bin "$stage/"
+install -d "$stage/dist" "$stage/native/build/Release" "$stage/build"
+cp -a dist/src "$stage/dist/"
+cp -a native/build/Release/ipvs_bpf.node "$stage/native/build/Release/"
+cp -a build/bpf "$stage/build/"
+# Production dependencies only (npm lists them, nested ones included).
+npm ls --omit=dev --parseable --all 2>/dev/null | grep '/node_modules/' | while IFS= read -r dir; do
+  rel=${dir#"$root"/}
+  install -d "$stage/$(dirname "$rel")"
+  [ -e "$stage/$rel" ] || cp -a "$dir" "$stage/$rel"
+done
+rm -rf "$lib.old"
+[ -e "$lib" ] && mv "$lib" "$lib.old"
+mv "$stage" "$lib"
+rm -rf "$lib.old"
+
 launcher() { # $1 = file, $2 = bin/ script
   install -d -m 0755 "$(dirname "$1")"
-  printf '#!/bin/sh\nexec %s %s "$@"\n' "$node" "$root/bin/$2" >"$1.tmp"
+  printf '#!/bin/sh\nexec %s %s "$@"\n' "$node" "$lib/bin/$2" >"$1.tmp"
   chmod 0755 "$1.tmp"
   mv -f "$1.tmp" "$1"
 }
@@ -49,4 +73,4 @@ if systemctl is-active --quiet dbus.service; then
 fi
 [ $enable = yes ] && systemctl enable --quiet ipvs-bpf.service
 [ $start = yes ] && systemctl restart ipvs-bpf.service
-echo "installed: ipvs-bpf.service (launcher $prefix/sbin/ipvs-bpf -> $root), policy, /etc/ipvs-bpf"
+echo "installed: ipvs-bpf.service (launcher $prefix/sbin/ipvs-bpf -> $lib), policy, /etc/ipvs-bpf"
