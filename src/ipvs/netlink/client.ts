@@ -6,9 +6,11 @@
  * dumped over a small pool of sockets working in parallel, each chaining its next dump as soon as the
  * previous one is done.
  *
- * Writes: apply() packs many requests into each sendmsg, each with NLM_F_ACK and its own seq; the kernel
- * runs them in order and queues one ACK each. Batches are sized so that all ACKs of a batch fit in the
- * socket's receive buffer (batch.ts). Every op's outcome is reported so callers can roll back exactly.
+ * Writes: apply() packs many requests into each sendmsg, each with its own seq; the kernel runs them in
+ * order. Only the last of a batch asks for an ACK: the kernel answers the others only to refuse them, so a
+ * request not refused before the last one's ACK was done (channel.ts). Batches are still sized so that an
+ * answer to every request would fit in the socket's receive buffer (batch.ts). Every op's outcome is
+ * reported so callers can roll back exactly.
  */
 import { constants as osConstants } from 'os';
 import {
