@@ -29,7 +29,6 @@ import {
   versionText,
 } from '../ipvs/rules';
 import { applyAtomically, TransactionError } from '../ipvs/transaction';
-import { statusMain } from './status';
 
 const PROGRAM = 'ipvs-bpfctl';
 
@@ -56,7 +55,8 @@ ${PROGRAM} differences from ipvsadm:
 
 /** Run one command line; resolves to the exit status. */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
-  if (argv[0] === 'status') return statusMain(argv.slice(1), io);
+  // Loaded only for `status`: it pulls in dbus-next, which every other command would pay for at start.
+  if (argv[0] === 'status') return (await import('./status')).statusMain(argv.slice(1), io);
   let command: Command;
   try {
     command = parseCommand(argv, { program: PROGRAM });

@@ -32,12 +32,17 @@ export async function statusMain(argv: readonly string[], io: StatusIo, env: Nod
     return 2;
   }
   const bus = env.IPVS_BPF_DBUS === 'session' ? sessionBus() : systemBus();
+  // No bus at all (socket missing, refused) arrives as an 'error' event, not as a rejected call.
+  const busFailed = new Promise<never>((_, reject) => bus.on('error', reject));
   try {
     let all: Record<string, Variant>;
     try {
-      const obj = await bus.getProxyObject(BUS_NAME, OBJECT_PATH);
-      const props = obj.getInterface('org.freedesktop.DBus.Properties');
-      all = (await props.GetAll(MANAGER_INTERFACE)) as Record<string, Variant>;
+      const read = async (): Promise<Record<string, Variant>> => {
+        const obj = await bus.getProxyObject(BUS_NAME, OBJECT_PATH);
+        const props = obj.getInterface('org.freedesktop.DBus.Properties');
+        return (await props.GetAll(MANAGER_INTERFACE)) as Record<string, Variant>;
+      };
+      all = await Promise.race([read(), busFailed]);
     } catch (e) {
       const text = e instanceof Error ? e.message : String(e);
       io.err(`ipvs-bpfctl status: the ipvs-bpf daemon does not answer on the ${env.IPVS_BPF_DBUS === 'session' ? 'session' : 'system'} bus (${BUS_NAME}): ${text}\n`);
