@@ -14,6 +14,7 @@ import {
   type SyncDaemon,
   type Timeouts,
 } from '../../../src/ipvs/model';
+import { toDesired } from '../../../src/ipvs/rules/simulate';
 
 export function dest(
   family: Family,
@@ -288,26 +289,7 @@ export interface LabReport {
   bench?: BenchFigures;
 }
 
-/** The desired shape of a listed service: its state without counters. */
+/** The desired shape of a listed service: its state without counters (the rules layer's own projection). */
 export function withoutState(s: ServiceState): DesiredService {
-  return {
-    key: s.key,
-    scheduler: s.scheduler,
-    flags: s.flags,
-    persistenceTimeout: s.persistenceTimeout,
-    netmask: s.netmask,
-    pe: s.pe,
-    destinations: s.destinations.map((d) => ({
-      family: d.family,
-      address: d.address,
-      port: d.port,
-      forward: d.forward,
-      weight: d.weight,
-      upperThreshold: d.upperThreshold,
-      lowerThreshold: d.lowerThreshold,
-      tunnelType: d.tunnelType,
-      tunnelPort: d.tunnelPort,
-      tunnelFlags: d.tunnelFlags,
-    })),
-  };
+  return toDesired([s])[0]!;
 }
