@@ -7,6 +7,16 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 iptables conntrack
           clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config xz-utils
           netcat-openbsd socat bc ethtool)
+# The patched IPVS modules (kernel-patch/build.sh) build against the lab VM's kernel: the headers of the
+# release linux-image-amd64 depends on now (its ABI number moves with security updates) and the matching
+# linux-source-6.1. Resolved from the local package lists; refreshed once if they do not know it.
+kernel_release() {
+  apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: linux-image-\([0-9][^ ]*\)$/\1/p' | head -n1
+}
+kver=$(kernel_release)
+if [ -z "$kver" ] && [ "$(id -u)" = 0 ]; then apt-get update -qq; kver=$(kernel_release); fi
+[ -n "$kver" ] || { echo "setup: cannot resolve linux-image-amd64's kernel (apt-get update?)" >&2; exit 1; }
+APT_PKGS+=("linux-headers-$kver" linux-source-6.1)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

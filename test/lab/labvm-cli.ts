@@ -2,6 +2,7 @@
  * `test/lab/labvm`: run a bash command in the lab VM from a shell (humans, benchmarks, the demo).
  * Streams the VM console and exits with the command's status.
  */
+import { patchedIpvsModules } from './patched-modules';
 import { LabVmOptions, runInVm } from './vm';
 
 const USAGE = `Usage: test/lab/labvm [options] -- 'bash command'
@@ -17,6 +18,7 @@ Options:
   --timeout SECS      kill the VM after SECS seconds (default 600)
   --env K=V           export K=V to the command (repeatable)
   --module PATH.ko    load this module instead of the stock one of the same name (repeatable)
+  --patched           load the patched IPVS modules (kernel-patch/build.sh, built or cached)
   --memory MB         guest memory (default 2048)
   --cpus N            guest CPUs (default 2)
   -h, --help          this text
@@ -27,6 +29,7 @@ Inside the VM: $LAB_OUT is a directory shared with the host (printed at the end)
 Examples:
   test/lab/labvm -- 'modprobe ip_vs && ipvsadm -Ln'
   test/lab/labvm --systemd --env N=3 -- 'systemctl is-system-running --wait; echo $N'
+  test/lab/labvm --patched -- 'modprobe ip_vs && ls /proc/net/ip_vs_bpf'
 `;
 
 function fail(message: string): never {
@@ -34,8 +37,8 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-function parseArgs(argv: string[]): LabVmOptions {
-  const opts: LabVmOptions = { script: '' };
+function parseArgs(argv: string[]): LabVmOptions & { patched: boolean } {
+  const opts: LabVmOptions & { patched: boolean } = { script: '', patched: false };
   const env: Record<string, string> = {};
   const modules: string[] = [];
   let i = 0;
@@ -83,6 +86,9 @@ function parseArgs(argv: string[]): LabVmOptions {
       case '--module':
         modules.push(value(a));
         break;
+      case '--patched':
+        opts.patched = true;
+        break;
       default:
         fail(`unknown argument ${JSON.stringify(a)} (the command goes after --)`);
     }
@@ -94,7 +100,8 @@ function parseArgs(argv: string[]): LabVmOptions {
 }
 
 async function main(): Promise<void> {
-  const opts = parseArgs(process.argv.slice(2));
+  const { patched, ...opts } = parseArgs(process.argv.slice(2));
+  if (patched) opts.extraModules = [...(await patchedIpvsModules()), ...(opts.extraModules ?? [])];
   opts.onConsole = (chunk) => process.stdout.write(chunk);
   const r = await runInVm(opts);
   const timing = r.timing ? `, boot ${(r.timing.bootToPayloadMs / 1000).toFixed(1)} s, command ${(r.timing.payloadMs / 1000).toFixed(1)} s` : '';

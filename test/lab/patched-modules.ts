@@ -1,0 +1,31 @@
+/**
+ * The patched IPVS modules for the lab VM's kernel: kernel-patch/build.sh builds them (cached under
+ * /var/cache/ipvs-bpf/kmod, ~40 s cold, instant after) and this lists them for runInVm's extraModules,
+ * which then loads them in place of the stock ones on every modprobe.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { checkoutRoot, prepareLabKernel } from './vm';
+
+const run = promisify(execFile);
+
+/** Absolute paths of every patched IPVS module (ip_vs*.ko and xt_ipvs.ko) built for the lab kernel. */
+export async function patchedIpvsModules(): Promise<string[]> {
+  const kernel = await prepareLabKernel();
+  const script = path.join(checkoutRoot(), 'kernel-patch', 'build.sh');
+  let dir: string;
+  try {
+    const { stdout } = await run('bash', [script, '--kver', kernel.version, '--print-dir'], { maxBuffer: 64 << 20 });
+    dir = stdout.trim().split('\n').pop() ?? '';
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`kernel-patch/build.sh --kver ${kernel.version} failed: ${(err.stderr ?? err.message).trim().split('\n').slice(-5).join(' | ')}`);
+  }
+  const ipvsDir = path.join(dir, 'net', 'netfilter', 'ipvs');
+  const mods = readdirSync(ipvsDir).filter((f) => f.endsWith('.ko')).map((f) => path.join(ipvsDir, f));
+  const xt = path.join(dir, 'net', 'netfilter', 'xt_ipvs.ko');
+  if (!mods.some((m) => path.basename(m) === 'ip_vs.ko')) throw new Error(`no ip_vs.ko under ${ipvsDir}`);
+  return [...mods.sort(), ...(readdirSync(path.dirname(xt)).includes('xt_ipvs.ko') ? [xt] : [])];
+}
