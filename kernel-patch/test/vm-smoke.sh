@@ -27,7 +27,11 @@ ip -n cli route add default via 10.0.1.1
 ip -n rs addr add 10.0.2.2/24 dev vr0; ip -n rs link set vr0 up; ip -n rs link set lo up
 ip -n rs route add default via 10.0.2.1
 ip netns exec rs socat -t5 TCP-LISTEN:8080,fork,reuseaddr SYSTEM:'echo remote-rs' &
+servers=$!
 socat -t5 TCP-LISTEN:8081,bind=10.0.1.1,fork,reuseaddr SYSTEM:'echo local-rs' &
+servers="$servers $!"
+# The servers go with the script (a caller may go on in the same VM).
+trap 'kill $servers 2>/dev/null' EXIT
 sleep 1
 
 ipvsadm -A -t 10.0.0.100:80 -s rr && ipvsadm -a -t 10.0.0.100:80 -r 10.0.2.2:8080 -m

@@ -86,3 +86,12 @@ topo_wait_listen() {
 topo_conntrack_count() {
   cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0
 }
+
+# topo_tx_csum_off: tx checksum offload off on both ends of every veth. The XDP fast path rewrites
+# addresses and ports with incremental checksum updates, which needs complete checksums in the frames; a
+# veth sender hands over CHECKSUM_PARTIAL skbs otherwise (see src/bpf/attach.ts).
+topo_tx_csum_off() {
+  local ns i
+  for i in "${TOPO_LB_IFS[@]}"; do ethtool -K "$i" tx off >/dev/null; done
+  for ns in client "${TOPO_BACKEND_NS[@]}"; do ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null; done
+}
