@@ -1,8 +1,10 @@
 // ns/packet by BPF_PROG_TEST_RUN (repeat >= 1e6) for the XDP hit path, tc SNAT and empty
 // programs. The packet is not reset between repeats, so the map holds "ping-pong" entries:
-// each run rewrites A->B, the next B->A, and every repeat is a real hit. TTL decrement is
-// configured off for this object (it would expire after 254 repeats); it costs one more
-// 16-bit checksum word. Run from the repo root after `npm run build`.
+// each run rewrites A->B, the next B->A, and every repeat is a real hit (checked through the
+// per-CPU stats after the runs). TTL decrement is configured off for this object (it would
+// expire after 254 repeats); it costs one more 16-bit checksum word. Run from the repo root
+// after `npm run build`. scripts/bench-datapath-parts.js reuses the fixture below.
+/* global Buffer */
 'use strict';
 const { execFileSync } = require('child_process');
 const { openDatapath, removePins } = require('../dist/src/bpf/loader');
@@ -11,11 +13,8 @@ const { native, bpfObjectDir } = require('../dist/src/bpf/native');
 const { inNetns } = require('../dist/src/bpf/netns');
 const path = require('path');
 
-const NS = `ipvsbpf-bench-${process.pid}`;
-const PIN = `/sys/fs/bpf/ipvs-bpf-bench-${process.pid}`;
 const REPEAT = Number(process.env.REPEAT || 1000000);
 const TRIALS = Number(process.env.TRIALS || 7);
-const ip = (...a) => execFileSync('ip', ['-n', NS, ...a], { stdio: 'pipe' });
 
 function csum(b) { let s = 0; for (let i = 0; i < b.length; i += 2) s += b.readUInt16BE(i); while (s > 0xffff) s = (s & 0xffff) + (s >>> 16); return ~s & 0xffff; }
 function tcpFrame(src, dst, sport, dport) {
@@ -34,12 +33,13 @@ function tcpFrame(src, dst, sport, dport) {
 }
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 
-function main() {
-  execFileSync('ip', ['netns', 'add', NS]);
-  let dp;
-  let bench;
+/** A throw-away netns with two veths, routes and permanent neighbours for bpf_fib_lookup. */
+function createFixture() {
+  const ns = `ipvsbpf-bench-${process.pid}`;
+  const ip = (...a) => execFileSync('ip', ['-n', ns, ...a], { stdio: 'pipe' });
+  execFileSync('ip', ['netns', 'add', ns]);
   try {
-    execFileSync('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
+    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
     ip('link', 'add', 'b-c', 'type', 'veth', 'peer', 'name', 'b-cp');
     ip('link', 'add', 'b-s', 'type', 'veth', 'peer', 'name', 'b-sp');
     for (const d of ['b-c', 'b-cp', 'b-s', 'b-sp', 'lo']) ip('link', 'set', d, 'up');
@@ -49,33 +49,71 @@ function main() {
     for (const [a, d] of [['10.1.0.2', 'b-c'], ['10.9.0.1', 'b-c'], ['10.2.0.2', 'b-s']]) {
       ip('neigh', 'replace', a, 'lladdr', '02:00:00:00:00:02', 'dev', d, 'nud', 'permanent');
     }
-    dp = openDatapath({ pinDir: PIN, maxEntries: 65536, decrementTtl: false });
-    const ft = new FlowTable(dp.ctMap);
-    const C = { addr: '10.1.0.2', port: 40000 }, V = { addr: '10.9.0.1', port: 80 };
-    const L = { addr: '10.2.0.1', port: 50000 }, R = { addr: '10.2.0.2', port: 8080 };
-    ft.put({ kind: 'FWD', proto: 'tcp', src: C, dst: V }, { src: L, dst: R });
-    ft.put({ kind: 'FWD', proto: 'tcp', src: L, dst: R }, { src: C, dst: V }); // ping-pong
-    ft.put({ kind: 'SNAT', proto: 'tcp', src: C, dst: R }, { src: L, dst: R });
-    ft.put({ kind: 'SNAT', proto: 'tcp', src: L, dst: R }, { src: C, dst: R }); // ping-pong
-    bench = native.loadObject(path.join(bpfObjectDir, 'ipvs_bench.bpf.o'), { programs: ['bench_xdp_empty', 'bench_tc_empty'] });
-    const ifc = inNetns(NS, () => native.ifIndex('b-c'));
-    const pkt = tcpFrame('10.1.0.2', '10.9.0.1', 40000, 80);
-    const ctx = Buffer.alloc(24); ctx.writeUInt32LE(pkt.length, 4); ctx.writeUInt32LE(ifc, 12);
+  } catch (e) {
+    execFileSync('ip', ['netns', 'del', ns]);
+    throw e;
+  }
+  const ifc = inNetns(ns, () => native.ifIndex('b-c'));
+  const xdpPkt = tcpFrame('10.1.0.2', '10.9.0.1', 40000, 80);
+  const ctx = Buffer.alloc(24); ctx.writeUInt32LE(xdpPkt.length, 4); ctx.writeUInt32LE(ifc, 12);
+  return {
+    ns, ctx, xdpPkt,
+    tcPkt: tcpFrame('10.1.0.2', '10.2.0.2', 40000, 8080),
+    destroy() { execFileSync('ip', ['netns', 'del', ns]); },
+  };
+}
+
+/** Opens a data path (objects from objectDir) with the ping-pong FWD and SNAT entries. */
+function openBenchDatapath(pinDir, objectDir) {
+  const dp = openDatapath({ pinDir, maxEntries: 65536, decrementTtl: false, objectDir, reloadPrograms: true });
+  const ft = new FlowTable(dp.ctMap);
+  const C = { addr: '10.1.0.2', port: 40000 }, V = { addr: '10.9.0.1', port: 80 };
+  const L = { addr: '10.2.0.1', port: 50000 }, R = { addr: '10.2.0.2', port: 8080 };
+  ft.put({ kind: 'FWD', proto: 'tcp', src: C, dst: V }, { src: L, dst: R });
+  ft.put({ kind: 'FWD', proto: 'tcp', src: L, dst: R }, { src: C, dst: V }); // ping-pong
+  ft.put({ kind: 'SNAT', proto: 'tcp', src: C, dst: R }, { src: L, dst: R });
+  ft.put({ kind: 'SNAT', proto: 'tcp', src: L, dst: R }, { src: C, dst: R }); // ping-pong
+  return {
+    dp,
+    close() {
+      dp.close();
+      removePins(pinDir);
+      try { require('fs').rmdirSync(pinDir); } catch { /* gone */ }
+    },
+  };
+}
+
+function runXdp(fx, prog, repeat) {
+  return inNetns(fx.ns, () => native.progTestRun(prog, { data: fx.xdpPkt, ctxIn: fx.ctx, repeat }));
+}
+function runTc(fx, prog, repeat) {
+  return native.progTestRun(prog, { data: fx.tcPkt, repeat });
+}
+function loadEmpty() {
+  return native.loadObject(path.join(bpfObjectDir, 'ipvs_bench.bpf.o'), { programs: ['bench_xdp_empty', 'bench_tc_empty'] });
+}
+
+function main() {
+  const fx = createFixture();
+  const pin = `/sys/fs/bpf/ipvs-bpf-bench-${process.pid}`;
+  let b;
+  let bench;
+  try {
+    b = openBenchDatapath(pin, bpfObjectDir);
+    bench = loadEmpty();
     const runs = { xdp_hit_ns: [], tc_snat_ns: [], empty_ns: [], tc_empty_ns: [] };
-    const before = readStats(dp.statsMap);
+    const before = readStats(b.dp.statsMap);
     for (let t = 0; t < TRIALS; t++) {
-      inNetns(NS, () => {
-        const x = native.progTestRun(dp.progs.xdp, { data: pkt, ctxIn: ctx, repeat: REPEAT });
-        if (x.retval !== 4 && x.retval !== 3) throw new Error(`xdp hit path returned ${x.retval}`);
-        runs.xdp_hit_ns.push(x.duration);
-        runs.empty_ns.push(native.progTestRun(bench.programs.bench_xdp_empty, { data: pkt, ctxIn: ctx, repeat: REPEAT }).duration);
-      });
-      const s = native.progTestRun(dp.progs.tcEgress, { data: tcpFrame('10.1.0.2', '10.2.0.2', 40000, 8080), repeat: REPEAT });
+      const x = runXdp(fx, b.dp.progs.xdp, REPEAT);
+      if (x.retval !== 4 && x.retval !== 3) throw new Error(`xdp hit path returned ${x.retval}`);
+      runs.xdp_hit_ns.push(x.duration);
+      runs.empty_ns.push(runXdp(fx, bench.programs.bench_xdp_empty, REPEAT).duration);
+      const s = runTc(fx, b.dp.progs.tcEgress, REPEAT);
       if (s.retval !== 0xffffffff) throw new Error(`tc snat returned ${s.retval}`);
       runs.tc_snat_ns.push(s.duration);
-      runs.tc_empty_ns.push(native.progTestRun(bench.programs.bench_tc_empty, { data: pkt, repeat: REPEAT }).duration);
+      runs.tc_empty_ns.push(runTc(fx, bench.programs.bench_tc_empty, REPEAT).duration);
     }
-    const after = readStats(dp.statsMap);
+    const after = readStats(b.dp.statsMap);
     const hits = after.XDP_FWD_HIT - before.XDP_FWD_HIT;
     const snat = after.TC_SNAT_HIT - before.TC_SNAT_HIT;
     if (hits !== BigInt(TRIALS * REPEAT) || snat !== BigInt(TRIALS * REPEAT)) {
@@ -86,10 +124,10 @@ function main() {
     console.log(JSON.stringify(out));
   } finally {
     if (bench) native.closeObject(bench.id);
-    if (dp) dp.close();
-    removePins(PIN);
-    try { require('fs').rmdirSync(PIN); } catch { /* gone */ }
-    execFileSync('ip', ['netns', 'del', NS]);
+    if (b) b.close();
+    fx.destroy();
   }
 }
-main();
+
+module.exports = { createFixture, openBenchDatapath, runXdp, runTc, loadEmpty, median };
+if (require.main === module) main();

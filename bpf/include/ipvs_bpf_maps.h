@@ -6,6 +6,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "ipvs_bpf_abi.h"
+#include "ipvs_bpf_ablate.h"
 
 /*
  * Plain preallocated hash: entries are inserted and removed by IPVS only.
@@ -29,21 +30,33 @@ struct {
 
 static __always_inline void stat_inc(__u32 idx)
 {
-	__u64 *c = bpf_map_lookup_elem(&IPVS_BPF_STATS_MAP, &idx);
+	__u64 *c;
 
+	if (IPVS_ABL_NO_STATS)
+		return;
+	c = bpf_map_lookup_elem(&IPVS_BPF_STATS_MAP, &idx);
 	if (c)
 		*c += 1;
 }
 
 /* Liveness and accounting for an entry the program just used. */
-static __always_inline void ct_touch(struct ipvs_bpf_ct_value *v, __u32 bytes)
+static __always_inline void ct_touch_at(struct ipvs_bpf_ct_value *v, __u32 bytes, __u32 now)
 {
-	__u32 now = (__u32)bpf_jiffies64();
-
-	if (v->last_seen != now)
+	/* written only when the jiffy moved: no store to the shared line otherwise */
+	if (!IPVS_ABL_NO_CLOCK && v->last_seen != now)
 		v->last_seen = now;
+	if (IPVS_ABL_PLAIN_ADD) {
+		v->packets += 1;
+		v->bytes += bytes;
+		return;
+	}
 	__sync_fetch_and_add(&v->packets, 1);
 	__sync_fetch_and_add(&v->bytes, bytes);
+}
+
+static __always_inline void ct_touch(struct ipvs_bpf_ct_value *v, __u32 bytes)
+{
+	ct_touch_at(v, bytes, (__u32)bpf_jiffies64());
 }
 
 #endif

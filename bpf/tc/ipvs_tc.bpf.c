@@ -22,6 +22,7 @@
 #include "ipvs_bpf_parse.h"
 #include "ipvs_bpf_maps.h"
 #include "ipvs_bpf_csum.h"
+#include "ipvs_bpf_ablate.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -35,18 +36,86 @@ static __always_inline int tc_pass(__u32 why)
 	return TC_ACT_UNSPEC;
 }
 
+/* The 16-bit L4 checksum field at off, or -1 if it is not in the linear data. */
+static __always_inline int l4_csum_read(struct __sk_buff *skb, __u32 off)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u16 *p;
+
+	if (off > TC_PULL_LEN)
+		return -1;
+	p = data + off;
+	if ((void *)(p + 1) > end)
+		return -1;
+	return *p;
+}
+
+/* one's complement residue mod 0xffff of a folded sum (0xffff and 0 are the same number) */
+static __always_inline __u32 csum_res(__u32 x)
+{
+	x = csum_fold32(x);
+	return x == 0xffff ? 0 : x;
+}
+
+/*
+ * L4 checksum after the NAT: d_pseudo is the change of the pseudo header
+ * (addresses), d_plain the change inside the L4 header (ports).
+ *
+ * The pseudo-header change must go through bpf_l4_csum_replace: only the
+ * kernel knows whether the skb is CHECKSUM_PARTIAL (local senders, veth: the
+ * field holds the pseudo-header sum, hardware adds the rest later) or carries
+ * a complete checksum (and, if CHECKSUM_COMPLETE, skb->csum to fix).  The port
+ * change would be a second helper call, which costs about 20 ns here (every
+ * call and return pays the CPU's return-stack mitigation).  Instead the result
+ * of the first call tells the two cases apart: a complete checksum moved by
+ * -d_pseudo, a partial one by +d_pseudo, and these differ whenever d_pseudo is
+ * not 0 mod 0xffff.  Complete: apply the port change by hand (what the helper
+ * would do, and skb->csum is not touched for an L4-header change); partial:
+ * nothing to do (the ports are summed by whoever completes the checksum).
+ * If d_pseudo is 0 mod 0xffff (e.g. 10.1.0.2 -> 10.2.0.1) the addresses leave
+ * every checksum as it is and only the port change is made, by the helper.
+ * Anything else (no visible field, an unexpected value) takes the helper for
+ * the ports as before.  Either way: one helper call per packet, not two.
+ */
 static __always_inline int l4_csum_fix(struct __sk_buff *skb, __u32 off, __u32 d_pseudo, __u32 d_plain,
 				       __u8 proto, int v6)
 {
 	__u64 fl = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	int rc;
+	int rc, before, after;
+	__u32 dp;
 
-	if (d_pseudo) {
+	dp = csum_res(d_pseudo);
+	if (dp || IPVS_ABL_CSUM_HELPERS) {
+		before = l4_csum_read(skb, off);
 		rc = bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR | (v6 ? BPF_F_IPV6 : 0));
 		if (rc == -22 && v6) /* kernel without BPF_F_IPV6 */
 			rc = bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR);
 		if (rc)
 			return rc;
+		if (d_plain && before >= 0 && !IPVS_ABL_CSUM_HELPERS) {
+			after = l4_csum_read(skb, off);
+			if (after >= 0) {
+				__u32 r_after = csum_res((__u32)after);
+
+				if (r_after == csum_res((__u32)before + dp))
+					return 0; /* CHECKSUM_PARTIAL */
+				if (r_after == csum_res((__u32)before + (0xffff - dp))) {
+					void *data = (void *)(long)skb->data;
+					void *end = (void *)(long)skb->data_end;
+					__u16 *p = data + off;
+					__u16 c;
+
+					if (off > TC_PULL_LEN || (void *)(p + 1) > end)
+						return -1;
+					c = csum_apply((__u16)after, d_plain);
+					if (proto == IPPROTO_UDP && c == 0)
+						c = 0xffff;
+					*p = c;
+					return 0;
+				}
+			}
+		}
 	}
 	if (d_plain)
 		return bpf_l4_csum_replace(skb, off, 0, d_plain, fl);
@@ -240,9 +309,13 @@ static __always_inline int tc_nat(struct __sk_buff *skb, const int egress)
 	key.proto = proto;
 	*(__u32 *)&key.sport = old_ports;
 	key.kind = egress ? IPVS_BPF_KIND_SNAT : IPVS_BPF_KIND_REPLY;
+	if (IPVS_ABL_STOP_AT(1))
+		return TC_ACT_UNSPEC;
 	v = bpf_map_lookup_elem(&IPVS_BPF_CT_MAP, &key);
 	if (!v)
 		return tc_pass(egress ? IPVS_BPF_STAT_TC_SNAT_MISS : IPVS_BPF_STAT_TC_REPLY_MISS);
+	if (IPVS_ABL_STOP_AT(2))
+		return TC_ACT_UNSPEC;
 
 	/* egress: source := value.saddr:sport; ingress: destination := value.daddr:dport */
 	new_ports = egress ? ((old_ports & 0xffff0000) | v->sport)
@@ -266,10 +339,11 @@ static __always_inline int tc_nat(struct __sk_buff *skb, const int egress)
 	}
 	*(__u32 *)(data + l4off) = new_ports;
 	d_port = new_ports != old_ports ? csum_diff32(0, old_ports, new_ports) : 0;
-	ct_touch(v, skb->len - ETH_HLEN_);
+	if (!IPVS_ABL_NO_TOUCH)
+		ct_touch(v, skb->len - ETH_HLEN_);
 	stat_inc(egress ? IPVS_BPF_STAT_TC_SNAT_HIT : IPVS_BPF_STAT_TC_REPLY_HIT);
 	csoff = l4_csum_off(proto);
-	if (csoff >= 0 && l4_csum_fix(skb, l4off + csoff, d_addr, d_port, proto, v6)) {
+	if (csoff >= 0 && !IPVS_ABL_NO_CSUM && l4_csum_fix(skb, l4off + csoff, d_addr, d_port, proto, v6)) {
 		stat_inc(IPVS_BPF_STAT_ERROR);
 		return TC_ACT_SHOT;
 	}

@@ -2,8 +2,8 @@
 /*
  * XDP fast path: packets of flows IPVS already scheduled (FWD or REPLY entry
  * in the conntrack map) get the whole NAT here (both addresses, both ports,
- * checksums, TTL), are routed with bpf_fib_lookup and sent with XDP_TX or
- * XDP_REDIRECT; they never reach tc or netfilter.  Everything else goes to
+ * checksums, TTL), are routed with bpf_fib_lookup (its answer cached per flow
+ * for one jiffy, see ipvs_bpf_nexthop.h) and sent with XDP_TX or XDP_REDIRECT; they never reach tc or netfilter.  Everything else goes to
  * the stack untouched: misses, TCP SYN/FIN/RST (so IPVS sees every state
  * change), fragments, IP options / extension headers, ICMP, no route or
  * neighbour yet, expiring TTL.
@@ -17,6 +17,8 @@
 #include "ipvs_bpf_maps.h"
 #include "ipvs_bpf_csum.h"
 #include "ipvs_bpf_cfg.h"
+#include "ipvs_bpf_ablate.h"
+#include "ipvs_bpf_nexthop.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -44,6 +46,9 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 	__u32 hit = IPVS_BPF_STAT_XDP_FWD_HIT;
 	__u32 d_addr, d_l4, old_ports, new_ports;
 	__u16 *l4csum = 0;
+	struct ipvs_nh *nh, nh_fake;
+	__u32 now, slot, tos;
+	__u16 l3len;
 	void *l3, *l4;
 	__u8 proto;
 	int rc;
@@ -105,6 +110,8 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 	key.proto = proto;
 	*(__u32 *)&key.sport = old_ports;
 
+	if (IPVS_ABL_STOP_AT(1))
+		return XDP_PASS;
 	key.kind = IPVS_BPF_KIND_FWD;
 	v = bpf_map_lookup_elem(&IPVS_BPF_CT_MAP, &key);
 	if (!v) {
@@ -116,39 +123,67 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 	}
 	if (v->flags & IPVS_BPF_F_NO_FASTPATH)
 		return pass(IPVS_BPF_STAT_XDP_PASS_FLAG);
+	if (IPVS_ABL_STOP_AT(2))
+		return XDP_PASS;
 	new_ports = *(__u32 *)&v->sport;
 	/* SCTP's CRC32c covers the ports but not the addresses: ports must not change. */
 	if (proto == IPPROTO_SCTP && new_ports != old_ports)
 		return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
 
-	__builtin_memset(&fib, 0, sizeof(fib));
-	fib.l4_protocol = proto;
-	fib.sport = v->sport;
-	fib.dport = v->dport;
-	fib.ifindex = ctx->ingress_ifindex;
 	if (!v6) {
 		if ((ipvs_cfg & IPVS_BPF_CFG_DEC_TTL) && ip4->ttl <= 1)
 			return pass(IPVS_BPF_STAT_XDP_PASS_TTL);
-		fib.family = AF_INET;
-		fib.tos = ip4->tos;
-		fib.tot_len = bpf_ntohs(ip4->tot_len);
-		fib.ipv4_src = v->saddr[0];
-		fib.ipv4_dst = v->daddr[0];
+		tos = ip4->tos;
+		l3len = bpf_ntohs(ip4->tot_len);
 	} else {
 		if ((ipvs_cfg & IPVS_BPF_CFG_DEC_TTL) && ip6->hop_limit <= 1)
 			return pass(IPVS_BPF_STAT_XDP_PASS_TTL);
-		fib.family = AF_INET6;
-		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
-		fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-		__builtin_memcpy(fib.ipv6_src, v->saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, v->daddr, 16);
+		tos = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		l3len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 	}
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return pass(IPVS_BPF_STAT_XDP_PASS_FIB);
+	now = (__u32)bpf_jiffies64();
+	if (IPVS_ABL_NO_NEXTHOP) {
+		nh = &nh_fake;
+		nh->ifindex = ctx->ingress_ifindex;
+		__builtin_memcpy(nh->dmac, eth->h_source, ETH_ALEN);
+		__builtin_memcpy(nh->smac, eth->h_dest, ETH_ALEN);
+	} else {
+		slot = nh_slot(v, v6);
+		nh = bpf_map_lookup_elem(&ipvs_nh_cache, &slot);
+		if (!nh)
+			return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+		if (IPVS_ABL_NO_NH_CACHE || !nh_valid(nh, v, v6, proto, ctx->ingress_ifindex, tos, l3len, now)) {
+			__builtin_memset(&fib, 0, sizeof(fib));
+			fib.l4_protocol = proto;
+			fib.sport = v->sport;
+			fib.dport = v->dport;
+			fib.ifindex = ctx->ingress_ifindex;
+			fib.tot_len = l3len;
+			if (!v6) {
+				fib.family = AF_INET;
+				fib.tos = tos;
+				fib.ipv4_src = v->saddr[0];
+				fib.ipv4_dst = v->daddr[0];
+			} else {
+				fib.family = AF_INET6;
+				fib.flowinfo = tos;
+				__builtin_memcpy(fib.ipv6_src, v->saddr, 16);
+				__builtin_memcpy(fib.ipv6_dst, v->daddr, 16);
+			}
+			rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+			if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+				return pass(IPVS_BPF_STAT_XDP_PASS_FIB);
+			nh_fill(nh, v, v6, proto, ctx->ingress_ifindex, tos, l3len, now, &fib);
+		}
+	}
+	if (IPVS_ABL_STOP_AT(3))
+		return XDP_PASS;
 
 	/* Point of no return: rewrite the frame. */
-	if (!v6) {
+	if (IPVS_ABL_NO_CSUM) {
+		ip4->saddr = v->saddr[0];
+		ip4->daddr = v->daddr[0];
+	} else if (!v6) {
 		__u32 d_ip;
 
 		d_addr = csum_diff32(0, ip4->saddr, v->saddr[0]);
@@ -172,7 +207,7 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 		__builtin_memcpy(&ip6->daddr, v->daddr, 16);
 	}
 	*(__u32 *)l4 = new_ports;
-	if (l4csum) {
+	if (l4csum && !IPVS_ABL_NO_CSUM) {
 		__u16 c;
 
 		d_l4 = csum_diff32(d_addr, old_ports, new_ports);
@@ -181,17 +216,18 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 			c = 0xffff;
 		*l4csum = c;
 	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
 
-	ct_touch(v, (__u32)(end - l3));
+	if (!IPVS_ABL_NO_TOUCH)
+		ct_touch_at(v, (__u32)(end - l3), now);
 	stat_inc(hit);
-	if (fib.ifindex == ctx->ingress_ifindex) {
+	if (nh->ifindex == ctx->ingress_ifindex) {
 		stat_inc(IPVS_BPF_STAT_XDP_TX);
 		return XDP_TX;
 	}
 	stat_inc(IPVS_BPF_STAT_XDP_REDIRECT);
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(nh->ifindex, 0);
 }
 
 /* For veth peers of an interface that receives XDP_TX/XDP_REDIRECT frames (needs NAPI there). */

@@ -3,12 +3,13 @@
  * families, TCP/UDP/ICMP errors, hits, misses and passes; checksums checked from scratch.
  * FIB lookups run inside a throw-away netns with permanent neighbours.
  */
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import { encodeKey, decodeKey, encodeValue, decodeValue, layout } from '../../src/bpf/abi';
 import { Datapath, openDatapath, removePins } from '../../src/bpf/loader';
 import { FlowTable, ipvsConnEntries, IpvsConnection, readStats } from '../../src/bpf/flows';
 import { native } from '../../src/bpf/native';
+import { attachTc } from '../../src/bpf/attach';
 import { inNetns } from '../../src/bpf/netns';
 import { ACK, ether, FIN, icmpError, ipPacket, parseEther, SYN, TCP, UDP, L4Spec } from './bpf-packet';
 
@@ -204,6 +205,41 @@ describe('XDP fast path', () => {
     expect(r.ret).toBe(XDP_PASS);
     expect(r.out.equals(f)).toBe(true);
   });
+  // The next hop is cached per flow for the jiffy it was resolved in (bpf/include/ipvs_bpf_nexthop.h).
+  test('cached next hop: a neighbour or route change shows after one tick; MTU is checked per packet', async () => {
+    const fwd = (): Buffer => frame({ proto: TCP, src: '10.1.0.2', dst: '10.9.0.1', sport: 40000, dport: 80 });
+    const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 25)); // > 1 jiffy at HZ >= 100
+    const NEW_MAC = '02:00:00:00:02:99';
+    try {
+      expect(parseEther(runXdp(fwd(), ifC).out).dst).toBe(RS_MAC);
+      ip('neigh', 'replace', '10.2.0.2', 'lladdr', NEW_MAC, 'dev', 'ut-s', 'nud', 'permanent');
+      await tick();
+      expect(parseEther(runXdp(fwd(), ifC).out).dst).toBe(NEW_MAC);
+      // a packet longer than any the lookup accepted is looked up again: too big for the MTU -> stack
+      ip('link', 'set', 'ut-s', 'mtu', '1000');
+      const big = frame({ proto: TCP, src: '10.1.0.2', dst: '10.9.0.1', sport: 40000, dport: 80, payload: Buffer.alloc(1100, 1) });
+      const before = readStats(dp.statsMap);
+      const r = runXdp(big, ifC);
+      expect(r.ret).toBe(XDP_PASS);
+      expect(r.out.equals(big)).toBe(true);
+      expect(readStats(dp.statsMap).XDP_PASS_FIB - before.XDP_PASS_FIB).toBe(1n);
+      ip('link', 'set', 'ut-s', 'mtu', '1500');
+      // no route any more: the cached answer is gone after a tick
+      expect(runXdp(fwd(), ifC).ret).toBe(XDP_REDIRECT);
+      ip('route', 'replace', 'unreachable', '10.2.0.2/32');
+      await tick();
+      const f = fwd();
+      const gone = runXdp(f, ifC);
+      expect(gone.ret).toBe(XDP_PASS);
+      expect(gone.out.equals(f)).toBe(true);
+    } finally {
+      try { ip('route', 'del', 'unreachable', '10.2.0.2/32'); } catch { /* not added */ }
+      ip('link', 'set', 'ut-s', 'mtu', '1500');
+      ip('neigh', 'replace', '10.2.0.2', 'lladdr', RS_MAC, 'dev', 'ut-s', 'nud', 'permanent');
+    }
+    await tick();
+    expect(parseEther(runXdp(fwd(), ifC).out).dst).toBe(RS_MAC);
+  });
 });
 
 describe('tc programs', () => {
@@ -260,6 +296,85 @@ describe('tc programs', () => {
     p = parseEther(runTc(dp.progs.tcEgress, f).out).ip;
     expect(p).toMatchObject({ src: 'fd02::1', checksumsOk: true });
     expect(p.inner).toMatchObject({ dst: 'fd02::1', dport: 50001 });
+  });
+
+  // Local senders and veth hand over CHECKSUM_PARTIAL skbs: the L4 field holds only the
+  // pseudo-header sum. Real TCP and UDP through the tc programs, senders with tx checksum
+  // offload on (so the LB sees PARTIAL skbs), the LB's devices with it off.
+  test('real TCP and UDP with CHECKSUM_PARTIAL skbs (tx offload on) through tc SNAT and reply', () => {
+    const CL = `${NS}-cl`;
+    const RS = `${NS}-rs`;
+    const nsx = (ns: string, cmd: string[], input?: Buffer): Buffer =>
+      execFileSync('ip', ['netns', 'exec', ns, ...cmd], { input, timeout: 10000, maxBuffer: 1 << 24 });
+    // 10.4.0.5 -> 10.5.0.1 changes the pseudo-header sum (the program tells PARTIAL from complete
+    // by the helper's result); 10.4.0.2 -> 10.5.0.1 does not (the program falls back to the helper)
+    const conn: IpvsConnection = {
+      proto: 'tcp', client: { addr: '10.4.0.5', port: 40010 }, vip: { addr: '10.5.0.2', port: 8080 },
+      real: { addr: '10.5.0.2', port: 8080 }, local: { addr: '10.5.0.1', port: 50010 },
+    };
+    const uconn: IpvsConnection = { ...conn, proto: 'udp', client: { addr: '10.4.0.5', port: 40011 }, local: { addr: '10.5.0.1', port: 50011 } };
+    const zconn: IpvsConnection = { ...conn, client: { addr: '10.4.0.2', port: 40012 }, local: { addr: '10.5.0.1', port: 50012 } };
+    const entries = [...ipvsConnEntries(conn), ...ipvsConnEntries(uconn), ...ipvsConnEntries(zconn)];
+    let server: ReturnType<typeof spawn> | undefined;
+    let userver: ReturnType<typeof spawn> | undefined;
+    execFileSync('ip', ['netns', 'add', CL]);
+    execFileSync('ip', ['netns', 'add', RS]);
+    try {
+      ip('link', 'add', 'ut-c2', 'type', 'veth', 'peer', 'name', 'c0', 'netns', CL);
+      ip('link', 'add', 'ut-s2', 'type', 'veth', 'peer', 'name', 's0', 'netns', RS);
+      for (const [ns, dev, addr, gw] of [[CL, 'c0', '10.4.0.5/24', '10.4.0.1'], [RS, 's0', '10.5.0.2/24', '10.5.0.1']]) {
+        nsx(ns, ['ip', 'addr', 'add', addr, 'dev', dev]);
+        nsx(ns, ['ip', 'link', 'set', dev, 'up']);
+        nsx(ns, ['ip', 'link', 'set', 'lo', 'up']);
+        nsx(ns, ['ip', 'route', 'add', 'default', 'via', gw]);
+        expect(nsx(ns, ['ethtool', '-k', dev]).toString()).toMatch(/tx-checksumming: on/);
+      }
+      nsx(CL, ['ip', 'addr', 'add', '10.4.0.2/24', 'dev', 'c0']);
+      ip('addr', 'add', '10.4.0.1/24', 'dev', 'ut-c2');
+      ip('addr', 'add', '10.5.0.1/24', 'dev', 'ut-s2');
+      // the LB's own ends complete checksums in software (as a NIC would in hardware): a wrong
+      // pseudo-header sum in a PARTIAL skb would reach the receivers as a bad checksum
+      for (const d of ['ut-c2', 'ut-s2']) {
+        nsx(NS, ['ethtool', '-K', d, 'tx', 'off']);
+        ip('link', 'set', d, 'up');
+      }
+      for (const e of entries) flows.put(e.key, e.value);
+      inNetns(NS, () => {
+        attachTc('ut-s2', 'egress', dp.progs.tcEgress);
+        attachTc('ut-s2', 'ingress', dp.progs.tcIngress);
+      });
+      const before = readStats(dp.statsMap);
+      server = spawn('ip', ['netns', 'exec', RS, 'socat', 'TCP-LISTEN:8080,reuseaddr,fork',
+        'SYSTEM:echo $SOCAT_PEERADDR $SOCAT_PEERPORT; cat'], { stdio: 'ignore' });
+      userver = spawn('ip', ['netns', 'exec', RS, 'socat', 'UDP-RECVFROM:8080,reuseaddr',
+        'SYSTEM:echo $SOCAT_PEERADDR $SOCAT_PEERPORT; cat'], { stdio: 'ignore' });
+      nsx(RS, ['sh', '-c', 'for i in $(seq 100); do ss -ltn | grep -q :8080 && ss -lun | grep -q :8080 && exit 0; sleep 0.05; done; exit 1']);
+      const data = Buffer.from(Array.from({ length: 300000 }, (_, i) => (i * 7919 + (i >> 8)) & 0xff));
+      for (const [src, port] of [['10.4.0.5', 40010], ['10.4.0.2', 40012]] as const) {
+        const out = nsx(CL, ['socat', '-t', '5', '-', `TCP:10.5.0.2:8080,bind=${src},sourceport=${port}`], data);
+        // the server saw the SNAT address; every byte came back both ways through the rewrites
+        expect(out.subarray(0, 15).toString()).toBe(`10.5.0.1 ${port + 10000}\n`);
+        expect(out.subarray(15).equals(data)).toBe(true);
+      }
+      const udata = Buffer.alloc(1200, 0x5a);
+      const uout = nsx(CL, ['socat', '-t', '2', '-', 'UDP:10.5.0.2:8080,bind=10.4.0.5,sourceport=40011'], udata);
+      expect(uout.subarray(0, 15).toString()).toBe('10.5.0.1 50011\n');
+      expect(uout.subarray(15).equals(udata)).toBe(true);
+      const after = readStats(dp.statsMap);
+      expect(after.TC_SNAT_HIT - before.TC_SNAT_HIT).toBeGreaterThan(10n);
+      expect(after.TC_REPLY_HIT - before.TC_REPLY_HIT).toBeGreaterThan(10n);
+      for (const ns of [CL, RS]) {
+        expect(nsx(ns, ['nstat', '-az', 'TcpInCsumErrors', 'UdpInCsumErrors']).toString()).not.toMatch(/CsumErrors\s+[1-9]/);
+      }
+    } finally {
+      server?.kill();
+      userver?.kill();
+      for (const e of entries) flows.delete(e.key);
+      try { ip('link', 'del', 'ut-c2'); } catch { /* not created */ }
+      try { ip('link', 'del', 'ut-s2'); } catch { /* not created */ }
+      execFileSync('ip', ['netns', 'del', CL]);
+      execFileSync('ip', ['netns', 'del', RS]);
+    }
   });
 });
 
