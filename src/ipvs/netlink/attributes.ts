@@ -216,6 +216,13 @@ export const CMD_DUMP_ATTRS = defineTable('cmd-dump', {
   dest: { id: 2, type: 'nested', table: omitAttrs(DEST_ATTRS, ['stats']) },
 });
 
+/** For reading without counters: both stats nests skipped (their values read as zero). */
+export const CMD_NO_COUNTER_ATTRS = defineTable('cmd-no-counters', {
+  ...CMD_ATTRS.attrs,
+  service: { id: 1, type: 'nested', table: omitAttrs(SERVICE_ATTRS, ['stats', 'stats64']) },
+  dest: { id: 2, type: 'nested', table: omitAttrs(DEST_ATTRS, ['stats', 'stats64']) },
+});
+
 /** IPVS_INFO_ATTR_*: the first level of the IPVS_CMD_GET_INFO reply (ids overlap CMD_ATTRS). */
 export const INFO_ATTRS = defineTable('info', {
   /** IP_VS_VERSION_CODE, e.g. 0x010201 */

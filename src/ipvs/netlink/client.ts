@@ -31,12 +31,21 @@ import type {
   SyncDaemonState,
   Timeouts,
 } from '../model';
-import { CMD_ATTRS, CMD_DUMP_ATTRS, CTRL_ATTRS, INFO_ATTRS, type CmdRecord, type ServiceRecord } from './attributes';
+import {
+  CMD_ATTRS,
+  CMD_DUMP_ATTRS,
+  CMD_NO_COUNTER_ATTRS,
+  CTRL_ATTRS,
+  INFO_ATTRS,
+  type CmdRecord,
+  type ServiceRecord,
+  type TableShape,
+} from './attributes';
 import type { OpOutcome } from './batch';
 import { NetlinkChannel, NetlinkStatusError, type ChannelOptions } from './channel';
+import { decodeDestMessage } from './dumpdecode';
 import {
   decodeDaemon,
-  decodeDestination,
   decodeInfo,
   decodeService,
   decodeTimeouts,
@@ -71,6 +80,15 @@ export interface IpvsClientOptions extends ChannelOptions {
   dumpReadBufferSize?: number;
   /** Upper bound on requests per sendmsg in apply() (default 4096; buffer sizes usually bind first). */
   maxBatchOps?: number;
+}
+
+/** What a read of the service table includes. */
+export interface ReadOptions {
+  /**
+   * Counters and rate estimates (stats64, or 32-bit stats on old kernels). Default true; false leaves every
+   * counter 0n and skips their decoding (`-S`, and comparisons that ignore counters, do not need them).
+   */
+  counters?: boolean;
 }
 
 export interface ApplyOptions {
@@ -174,7 +192,8 @@ export class IpvsClient {
   }
 
   /** Every service with its destinations, in the kernel's table order. */
-  async services(): Promise<ServiceState[]> {
+  async services(opts: ReadOptions = {}): Promise<ServiceState[]> {
+    const counters = opts.counters ?? true;
     const list: ServiceState[] = [];
     const keys: ServiceRecord[] = [];
     const pool = this.dumpPool(1);
@@ -182,13 +201,13 @@ export class IpvsClient {
       if (!rec.service) return;
       list.push(decodeService(rec.service));
       keys.push(identifyingAttrs(rec.service));
-    });
-    await this.fillDestinations(list, keys);
+    }, counters ? CMD_DUMP_ATTRS : CMD_NO_COUNTER_ATTRS);
+    await this.fillDestinations(list, keys, counters);
     return list;
   }
 
   /** One service with its destinations, or null when the kernel has no such service. */
-  async service(key: ServiceKey): Promise<ServiceState | null> {
+  async service(key: ServiceKey, opts: ReadOptions = {}): Promise<ServiceState | null> {
     let replies: NetlinkMessage[];
     try {
       replies = await this.request('get-service', IpvsCmd.GET_SERVICE, { service: serviceKeyRecord(key) });
@@ -201,7 +220,7 @@ export class IpvsClient {
     const rec = decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end);
     if (!rec.service) throw new IpvsProtocolError('get-service', 'reply without IPVS_CMD_ATTR_SERVICE');
     const svc = decodeService(rec.service);
-    await this.dumpDestinations(this.main, svc, identifyingAttrs(rec.service));
+    await this.dumpDestinations(this.main, svc, identifyingAttrs(rec.service), opts.counters ?? true);
     return svc;
   }
 
@@ -297,6 +316,24 @@ export class IpvsClient {
     cmd: IpvsCmdNumber,
     attrs: CmdRecord,
     each: (rec: CmdRecord) => void,
+    table: typeof CMD_DUMP_ATTRS | typeof CMD_NO_COUNTER_ATTRS = CMD_DUMP_ATTRS,
+  ): Promise<void> {
+    return this.dumpMessages(ch, command, cmd, attrs, (m) => {
+      const at = genlAttrStart(m);
+      let rec: CmdRecord = decodeAttrs<TableShape>(table, m.buf, at, m.end) as CmdRecord;
+      if (table === CMD_DUMP_ATTRS && ((rec.service && !rec.service.stats64) || (rec.dest && !rec.dest.stats64)))
+        rec = decodeAttrs(CMD_ATTRS, m.buf, at, m.end); // a kernel before 4.1: 32-bit stats only
+      each(rec);
+    });
+  }
+
+  /** A dump whose reply messages of the IPVS family go to `each` undecoded. */
+  private dumpMessages(
+    ch: NetlinkChannel,
+    command: IpvsCommandName,
+    cmd: IpvsCmdNumber,
+    attrs: CmdRecord,
+    each: (m: NetlinkMessage) => void,
   ): Promise<void> {
     return ch.exclusive(async () => {
       const seq = ch.reserveSeqs(1);
@@ -307,12 +344,7 @@ export class IpvsClient {
       );
       try {
         await ch.dump(seq, buf, (m) => {
-          if (m.type !== this.familyId) return;
-          const at = genlAttrStart(m);
-          let rec: CmdRecord = decodeAttrs(CMD_DUMP_ATTRS, m.buf, at, m.end);
-          if ((rec.service && !rec.service.stats64) || (rec.dest && !rec.dest.stats64))
-            rec = decodeAttrs(CMD_ATTRS, m.buf, at, m.end); // a kernel before 4.1: 32-bit stats only
-          each(rec);
+          if (m.type === this.familyId) each(m);
         });
       } catch (e) {
         throw ipvsError(command, e);
@@ -321,11 +353,13 @@ export class IpvsClient {
   }
 
   /** Appends the destinations of `svc`, named by the identifying attributes the kernel sent for it. */
-  private dumpDestinations(ch: NetlinkChannel, svc: ServiceState, key: ServiceRecord): Promise<void> {
+  private dumpDestinations(ch: NetlinkChannel, svc: ServiceState, key: ServiceRecord, counters: boolean): Promise<void> {
     const family = svc.key.family;
     const dests = svc.destinations;
-    return this.dump(ch, 'get-dests', IpvsCmd.GET_DEST, { service: key }, (rec) => {
-      if (rec.dest) dests.push(decodeDestination(rec.dest, family));
+    const opts = { counters };
+    return this.dumpMessages(ch, 'get-dests', IpvsCmd.GET_DEST, { service: key }, (m) => {
+      const d = decodeDestMessage(m.buf, genlAttrStart(m), m.end, family, opts);
+      if (d) dests.push(d);
     });
   }
 
@@ -341,14 +375,14 @@ export class IpvsClient {
     return this.pool.slice(0, n);
   }
 
-  private async fillDestinations(list: ServiceState[], keys: ServiceRecord[]): Promise<void> {
+  private async fillDestinations(list: ServiceState[], keys: ServiceRecord[], counters: boolean): Promise<void> {
     if (list.length === 0) return;
     const pool = this.dumpPool(list.length);
     let next = 0;
     const worker = async (ch: NetlinkChannel): Promise<void> => {
       while (next < list.length) {
         const i = next++;
-        await this.dumpDestinations(ch, list[i], keys[i]);
+        await this.dumpDestinations(ch, list[i], keys[i], counters);
       }
     };
     await Promise.all(pool.map(worker));
