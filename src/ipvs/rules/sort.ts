@@ -54,35 +54,113 @@ export function compareDests(d1: Destination, d2: Destination): number {
   return d1.port - d2.port;
 }
 
-/** glibc msort_with_tmp(): top-down merge sort, left half first, ties keep the left element. */
-export function glibcQsort<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
-  const a = items.slice();
-  const sortRange = (lo: number, n: number): void => {
-    if (n <= 1) return;
-    const n1 = Math.floor(n / 2);
-    const n2 = n - n1;
+/**
+ * glibc msort_with_tmp() over the indices 0..n-1: top-down merge sort, left half first, ties keep the left
+ * element. Returns the sorted permutation.
+ */
+function glibcMergeOrder(n: number, cmp: (i: number, j: number) => number): Uint32Array {
+  const a = new Uint32Array(n);
+  for (let i = 0; i < n; i++) a[i] = i;
+  const tmp = new Uint32Array(n);
+  const sortRange = (lo: number, len: number): void => {
+    if (len <= 1) return;
+    const n1 = len >>> 1;
     sortRange(lo, n1);
-    sortRange(lo + n1, n2);
-    const merged: T[] = [];
+    sortRange(lo + n1, len - n1);
     let i = lo;
     let j = lo + n1;
     const iEnd = lo + n1;
-    const jEnd = lo + n;
+    const jEnd = lo + len;
+    let k = 0;
     while (i < iEnd && j < jEnd) {
-      if (cmp(a[i], a[j]) <= 0) merged.push(a[i++]);
-      else merged.push(a[j++]);
+      if (cmp(a[i], a[j]) <= 0) tmp[k++] = a[i++];
+      else tmp[k++] = a[j++];
     }
-    while (i < iEnd) merged.push(a[i++]);
-    for (let k = 0; k < merged.length; k++) a[lo + k] = merged[k];
+    while (i < iEnd) tmp[k++] = a[i++];
+    for (let m = 0; m < k; m++) a[lo + m] = tmp[m];
   };
-  sortRange(0, a.length);
+  sortRange(0, n);
   return a;
 }
 
+/** glibc qsort() (a merge sort) of `items` with `cmp`: the order ipvsadm's qsort calls give. */
+export function glibcQsort<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
+  const order = glibcMergeOrder(items.length, (i, j) => cmp(items[i], items[j]));
+  return Array.from(order, (i) => items[i]);
+}
+
+/** The comparators' inputs, computed once per entry rather than once per comparison (n log n times). */
+interface SortKeys {
+  inet6: Uint8Array;
+  words: Uint32Array; // 4 per entry
+  port: Int32Array;
+}
+
+function keysOf(n: number): SortKeys {
+  return { inet6: new Uint8Array(n), words: new Uint32Array(n * 4), port: new Int32Array(n) };
+}
+
+function setWords(k: SortKeys, i: number, family: Family, address: string): void {
+  const w = addressWords(family, address);
+  k.inet6[i] = family === 'inet6' ? 1 : 0;
+  k.words[i * 4] = w[0];
+  k.words[i * 4 + 1] = w[1];
+  k.words[i * 4 + 2] = w[2];
+  k.words[i * 4 + 3] = w[3];
+}
+
+/** compareWords() on keys: the first entry's family decides how many words count. */
+function compareKeyWords(k: SortKeys, i: number, j: number): number {
+  const w = k.words;
+  let r = wrapSub(w[i * 4], w[j * 4]);
+  if (r !== 0 || !k.inet6[i]) return r;
+  for (let x = 1; r === 0 && x < 4; x++) r = wrapSub(w[i * 4 + x], w[j * 4 + x]);
+  return r;
+}
+
 export function sortServices<T extends Service>(services: readonly T[]): T[] {
-  return glibcQsort(services, compareServices);
+  const n = services.length;
+  const k = keysOf(n);
+  const fw = new Uint32Array(n);
+  const af = new Int32Array(n);
+  const proto = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const key = services[i].key;
+    af[i] = AF_NUMBER[key.family];
+    if (key.kind === 'fwmark') {
+      fw[i] = key.fwmark >>> 0;
+      k.inet6[i] = key.family === 'inet6' ? 1 : 0;
+    } else {
+      proto[i] = PROTO_NUMBER[key.protocol];
+      setWords(k, i, key.family, key.address);
+      k.port[i] = key.port;
+    }
+  }
+  // ipvs_cmp_services(), as compareServices() computes it.
+  const order = glibcMergeOrder(n, (i, j) => {
+    let r = wrapSub(fw[i], fw[j]);
+    if (r !== 0) return r;
+    r = af[i] - af[j];
+    if (r !== 0) return r;
+    r = proto[i] - proto[j];
+    if (r !== 0) return r;
+    r = compareKeyWords(k, i, j);
+    if (r !== 0) return r;
+    return k.port[i] - k.port[j];
+  });
+  return Array.from(order, (i) => services[i]);
 }
 
 export function sortDests<T extends Destination>(dests: readonly T[]): T[] {
-  return glibcQsort(dests, compareDests);
+  const n = dests.length;
+  if (n <= 1) return dests.slice();
+  const k = keysOf(n);
+  for (let i = 0; i < n; i++) {
+    const d = dests[i];
+    setWords(k, i, d.family, d.address);
+    k.port[i] = d.port;
+  }
+  // ipvs_cmp_dests(), as compareDests() computes it.
+  const order = glibcMergeOrder(n, (i, j) => compareKeyWords(k, i, j) || k.port[i] - k.port[j]);
+  return Array.from(order, (i) => dests[i]);
 }
