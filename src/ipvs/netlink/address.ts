@@ -1,10 +1,13 @@
 /**
- * IP address text <-> bytes. Text is canonical as model.ts wants it: IPv4 dotted quad; IPv6 per RFC 5952
- * (lower case, no leading zeros, the longest run of two or more zero groups shortened to "::", the first
- * such run on a tie; IPv4-mapped addresses as ::ffff:a.b.c.d, RFC 5952 section 5).
+ * IP address text <-> bytes for the wire. Text is canonical as model.ts wants it, what `ipvsadm -n` prints:
+ * IPv4 dotted quad; IPv6 as glibc's inet_ntop writes it (lower case, no leading zeros, the longest run of two
+ * or more zero groups shortened to "::", the first on a tie, IPv4-mapped and IPv4-compatible addresses with a
+ * dotted quad). The IPv6 text itself is rules/inet.ts's, the one implementation the rule files use too, so a
+ * rule's address and the kernel's compare equal.
  */
 import { isIPv4, isIPv6 } from 'net';
 import type { Family } from '../model';
+import { formatIpv6, inetPton6 } from '../rules/inet';
 
 export class AddressError extends Error {
   constructor(message: string) {
@@ -18,11 +21,6 @@ export function familyOf(text: string): Family | null {
   if (isIPv4(text)) return 'inet';
   if (isIPv6(text)) return 'inet6';
   return null;
-}
-
-function parseV4(text: string, out: Buffer, off: number): void {
-  const parts = text.split('.');
-  for (let i = 0; i < 4; i++) out[off + i] = Number(parts[i]);
 }
 
 /**
@@ -59,68 +57,24 @@ export function addressToBytes(family: Family, text: string): Buffer {
     if (!parseDottedQuad(text, out, 0)) throw new AddressError(`not an IPv4 address: "${text}"`);
     return out;
   }
-  if (!isIPv6(text) || text.includes('%')) throw new AddressError(`not an IPv6 address: "${text}"`);
+  const bytes = isIPv6(text) && !text.includes('%') ? inetPton6(text) : null;
+  if (bytes === null) throw new AddressError(`not an IPv6 address: "${text}"`);
   const out = Buffer.allocUnsafe(16);
-  let body = text;
-  let tailV4: string | null = null;
-  const lastColon = body.lastIndexOf(':');
-  if (body.indexOf('.', lastColon) >= 0) {
-    tailV4 = body.slice(lastColon + 1);
-    body = body.slice(0, lastColon + 1) + '0:0';
-  }
-  const halves = body.split('::');
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tail = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
-  const groups: number[] = head.map((g) => parseInt(g, 16));
-  const fill = 8 - head.length - tail.length;
-  for (let i = 0; i < fill; i++) groups.push(0);
-  for (const g of tail) groups.push(parseInt(g, 16));
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(groups[i], i * 2);
-  if (tailV4 !== null) parseV4(tailV4, out, 12);
+  out.set(bytes);
   return out;
-}
-
-function formatV4(b: Buffer, off: number): string {
-  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
 }
 
 /** Canonical text of an address held in `bytes` (the first 4 bytes for inet, 16 for inet6). */
 export function bytesToAddress(family: Family, bytes: Buffer): string {
   if (family === 'inet') {
     if (bytes.length < 4) throw new AddressError(`IPv4 address needs 4 bytes, got ${bytes.length}`);
-    return formatV4(bytes, 0);
+    return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   }
   if (bytes.length < 16) throw new AddressError(`IPv6 address needs 16 bytes, got ${bytes.length}`);
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(bytes.readUInt16BE(i * 2));
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff)
-    return `::ffff:${formatV4(bytes, 12)}`;
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number): string =>
-    g
-      .slice(from, to)
-      .map((x) => x.toString(16))
-      .join(':');
-  if (bestLen < 2) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
+  return formatIpv6(bytes.length === 16 ? bytes : bytes.subarray(0, 16));
 }
 
 /** Re-renders any valid address text of `family` canonically. */
 export function canonicalAddress(family: Family, text: string): string {
   return bytesToAddress(family, addressToBytes(family, text));
 }
-
