@@ -3,7 +3,9 @@
 // BPF_PROG_TEST_RUN (same fixture and ping-pong entries as bench-datapath-testrun.js),
 // variants interleaved within each trial so load changes hit them alike.
 //   taskset -c 1 node scripts/bench-datapath-parts.js      (REPEAT, TRIALS, VARIANTS=a,b)
-// Prints one line per variant: median ns/packet, and the difference to the full build.
+// Complete builds are checked to have hit on every repeat (per-CPU stats).
+// Prints one line per variant: median ns/packet, and the difference to the full build, for the
+// XDP FWD hit (the headline figure), tc SNAT and the XDP REPLY hit (FWD lookup misses first).
 'use strict';
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -11,6 +13,7 @@ const os = require('os');
 const path = require('path');
 const { repoRoot } = require('../dist/src/bpf/native');
 const { native } = require('../dist/src/bpf/native');
+const { readStats } = require('../dist/src/bpf/flows');
 const { createFixture, openBenchDatapath, runXdp, runTc, loadEmpty, median } = require('./bench-datapath-testrun');
 
 const REPEAT = Number(process.env.REPEAT || 1000000);
@@ -24,6 +27,7 @@ const VARIANTS = {
   'stop:+nexthop': ['IPVS_ABL_STOP=3'],
   'no-nh-cache': ['IPVS_ABL_NO_NH_CACHE=1'],
   'no-nexthop': ['IPVS_ABL_NO_NEXTHOP=1'],
+  'no-kind-hint': ['IPVS_ABL_NO_KIND_HINT=1'],
   'csum-helpers': ['IPVS_ABL_CSUM_HELPERS=1'],
   'no-touch': ['IPVS_ABL_NO_TOUCH=1'],
   'no-clock': ['IPVS_ABL_NO_CLOCK=1'],
@@ -55,7 +59,9 @@ function main() {
       open.push({ name, b: openBenchDatapath(`/sys/fs/bpf/ipvs-bpf-parts-${process.pid}-${open.length}`, dir) });
     }
     empty = loadEmpty();
+    const statsBefore = open.map(({ b }) => readStats(b.dp.statsMap));
     const xdp = Object.fromEntries(wanted.map((n) => [n, []]));
+    const reply = Object.fromEntries(wanted.map((n) => [n, []]));
     const tc = Object.fromEntries(wanted.map((n) => [n, []]));
     const floor = { xdp: [], tc: [] };
     for (let t = 0; t < TRIALS; t++) {
@@ -63,18 +69,31 @@ function main() {
       floor.tc.push(runTc(fx, empty.programs.bench_tc_empty, REPEAT).duration);
       for (const { name, b } of open) {
         xdp[name].push(runXdp(fx, b.dp.progs.xdp, REPEAT).duration);
+        reply[name].push(runXdp(fx, b.dp.progs.xdp, REPEAT, fx.xdpReplyPkt).duration);
         tc[name].push(runTc(fx, b.dp.progs.tcEgress, REPEAT).duration);
       }
     }
+    // every timed repeat of a complete build was a hit of the intended kind
+    open.forEach(({ name, b }, i) => {
+      if (VARIANTS[name].some((d) => /STOP|NO_STATS/.test(d))) return;
+      const a = readStats(b.dp.statsMap);
+      const n = BigInt(TRIALS * REPEAT);
+      for (const k of ['XDP_FWD_HIT', 'XDP_REPLY_HIT', 'TC_SNAT_HIT']) {
+        if (a[k] - statsBefore[i][k] !== n) throw new Error(`${name}: ${k} ${a[k] - statsBefore[i][k]}, expected ${n}`);
+      }
+    });
     const fx0 = median(xdp.full || [NaN]);
     const tc0 = median(tc.full || [NaN]);
+    const r0 = median(reply.full || [NaN]);
     console.log(`repeat ${REPEAT}, ${TRIALS} trials; floor: xdp ${median(floor.xdp)} ns, tc ${median(floor.tc)} ns`);
-    console.log('variant'.padEnd(18), 'xdp ns  (vs full)   tc ns  (vs full)   [xdp min-max | tc min-max]');
+    console.log('variant'.padEnd(18), 'xdp ns  (vs full)   tc ns  (vs full)   xdp reply (vs full)  [xdp min-max | tc min-max]');
     for (const n of wanted) {
       const x = median(xdp[n]);
       const c = median(tc[n]);
+      const r = median(reply[n]);
       const d = (a, b) => (Number.isNaN(b) ? '' : `${a - b >= 0 ? '+' : ''}${a - b}`);
       console.log(n.padEnd(18), String(x).padStart(5), `(${d(x, fx0)})`.padEnd(11), String(c).padStart(6), `(${d(c, tc0)})`.padEnd(11),
+        String(r).padStart(6), `(${d(r, r0)})`.padEnd(11),
         `[${Math.min(...xdp[n])}-${Math.max(...xdp[n])} | ${Math.min(...tc[n])}-${Math.max(...tc[n])}]`);
     }
   } finally {

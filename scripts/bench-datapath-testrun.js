@@ -46,7 +46,7 @@ function createFixture() {
     ip('addr', 'add', '10.1.0.1/24', 'dev', 'b-c');
     ip('addr', 'add', '10.2.0.1/24', 'dev', 'b-s');
     ip('route', 'add', '10.9.0.0/24', 'dev', 'b-c');
-    for (const [a, d] of [['10.1.0.2', 'b-c'], ['10.9.0.1', 'b-c'], ['10.2.0.2', 'b-s']]) {
+    for (const [a, d] of [['10.1.0.2', 'b-c'], ['10.9.0.1', 'b-c'], ['10.2.0.2', 'b-s'], ['10.2.0.3', 'b-s']]) {
       ip('neigh', 'replace', a, 'lladdr', '02:00:00:00:00:02', 'dev', d, 'nud', 'permanent');
     }
   } catch (e) {
@@ -59,6 +59,7 @@ function createFixture() {
   return {
     ns, ctx, xdpPkt,
     tcPkt: tcpFrame('10.1.0.2', '10.2.0.2', 40000, 8080),
+    xdpReplyPkt: tcpFrame('10.2.0.2', '10.2.0.3', 8080, 50001),
     destroy() { execFileSync('ip', ['netns', 'del', ns]); },
   };
 }
@@ -73,6 +74,11 @@ function openBenchDatapath(pinDir, objectDir) {
   ft.put({ kind: 'FWD', proto: 'tcp', src: L, dst: R }, { src: C, dst: V }); // ping-pong
   ft.put({ kind: 'SNAT', proto: 'tcp', src: C, dst: R }, { src: L, dst: R });
   ft.put({ kind: 'SNAT', proto: 'tcp', src: L, dst: R }, { src: C, dst: R }); // ping-pong
+  // REPLY ping-pong (parts benchmark): R -> X (X stands for lip, but is not local so the
+  // rewritten-back packet routes too) becomes V -> C2 and back; no FWD entry for either tuple
+  const X = { addr: '10.2.0.3', port: 50001 }, C2 = { addr: '10.1.0.2', port: 40001 };
+  ft.put({ kind: 'REPLY', proto: 'tcp', src: R, dst: X }, { src: V, dst: C2 });
+  ft.put({ kind: 'REPLY', proto: 'tcp', src: V, dst: C2 }, { src: R, dst: X });
   return {
     dp,
     close() {
@@ -83,8 +89,8 @@ function openBenchDatapath(pinDir, objectDir) {
   };
 }
 
-function runXdp(fx, prog, repeat) {
-  return inNetns(fx.ns, () => native.progTestRun(prog, { data: fx.xdpPkt, ctxIn: fx.ctx, repeat }));
+function runXdp(fx, prog, repeat, pkt = fx.xdpPkt) {
+  return inNetns(fx.ns, () => native.progTestRun(prog, { data: pkt, ctxIn: fx.ctx, repeat }));
 }
 function runTc(fx, prog, repeat) {
   return native.progTestRun(prog, { data: fx.tcPkt, repeat });

@@ -23,6 +23,9 @@
 #ifndef IPVS_ABL_CSUM_HELPERS /* tc: one bpf_l4_csum_replace per change, as before */
 #define IPVS_ABL_CSUM_HELPERS 0
 #endif
+#ifndef IPVS_ABL_NO_KIND_HINT /* XDP: always FWD first, then REPLY */
+#define IPVS_ABL_NO_KIND_HINT 0
+#endif
 #ifndef IPVS_ABL_NO_TOUCH /* no per-flow liveness/counters */
 #define IPVS_ABL_NO_TOUCH 0
 #endif

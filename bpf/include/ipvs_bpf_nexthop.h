@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * XDP side only: a per-CPU, direct-mapped cache of bpf_fib_lookup results,
- * one slot per translated flow (indexed by a hash of the tuple after the NAT).
+ * one slot per flow, indexed by a hash of the packet's tuple (before the NAT).
  *
  * Why: bpf_fib_lookup is by far the dearest part of the fast path (about
  * 100 ns of the 180 ns a hit cost on the benchmark machine; see
@@ -20,6 +20,12 @@
  * tick later (1/HZ: 4 ms with Debian's HZ=250), the same order as the RCU
  * grace period the kernel's own FIB changes take.  A lookup that does not
  * succeed never fills a slot: the packet goes to the stack as before.
+ *
+ * The slot also remembers which kind of entry (FWD or REPLY) the flow's
+ * packets found last, so a reply costs one conntrack lookup, not a FWD miss
+ * first.  That is only a hint: the conntrack map is still looked up for every
+ * packet (a wrong hint costs the second lookup, as without it), so counters,
+ * last-seen and IPVS's removals stay exact.
  *
  * Per-CPU: no locking and no torn slots (XDP runs with migration disabled);
  * each CPU resolves a flow once per tick.  Collisions just cost a lookup.
@@ -47,6 +53,8 @@ struct ipvs_nh {
 	__u8 proto;
 	__u8 dmac[6];
 	__u8 smac[6];
+	__u8 kind_hint;    /* enum ipvs_bpf_kind the last packet of this slot found */
+	__u8 pad[3];
 };
 
 struct {
@@ -56,13 +64,13 @@ struct {
 	__type(value, struct ipvs_nh);
 } ipvs_nh_cache SEC(".maps");
 
-/* Slot of a post-NAT tuple (value of a conntrack entry). */
-static __always_inline __u32 nh_slot(const struct ipvs_bpf_ct_value *v, int v6)
+/* Slot of a packet's tuple (a conntrack key; kind is not part of the hash). */
+static __always_inline __u32 nh_slot(const struct ipvs_bpf_ct_key *k, int v6)
 {
-	__u32 h = v->saddr[0] ^ v->daddr[0] ^ *(const __u32 *)&v->sport;
+	__u32 h = k->saddr[0] ^ k->daddr[0] ^ (*(const __u32 *)&k->sport * 0x85ebca6bu);
 
 	if (v6)
-		h ^= v->saddr[1] ^ v->saddr[2] ^ v->saddr[3] ^ v->daddr[1] ^ v->daddr[2] ^ v->daddr[3];
+		h ^= k->saddr[1] ^ k->saddr[2] ^ k->saddr[3] ^ k->daddr[1] ^ k->daddr[2] ^ k->daddr[3];
 	return (h * 0x9e3779b1u) >> (32 - 12); /* 12 = log2(IPVS_NH_SLOTS) */
 }
 

@@ -46,7 +46,7 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 	__u32 hit = IPVS_BPF_STAT_XDP_FWD_HIT;
 	__u32 d_addr, d_l4, old_ports, new_ports;
 	__u16 *l4csum = 0;
-	struct ipvs_nh *nh, nh_fake;
+	struct ipvs_nh *nh;
 	__u32 now, slot, tos;
 	__u16 l3len;
 	void *l3, *l4;
@@ -112,15 +112,23 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 
 	if (IPVS_ABL_STOP_AT(1))
 		return XDP_PASS;
-	key.kind = IPVS_BPF_KIND_FWD;
+	slot = nh_slot(&key, v6);
+	nh = bpf_map_lookup_elem(&ipvs_nh_cache, &slot);
+	if (!nh)
+		return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
+	/* FWD or REPLY: try the kind this slot's last packet found first */
+	key.kind = nh->kind_hint == IPVS_BPF_KIND_REPLY && !IPVS_ABL_NO_KIND_HINT ? IPVS_BPF_KIND_REPLY
+										 : IPVS_BPF_KIND_FWD;
 	v = bpf_map_lookup_elem(&IPVS_BPF_CT_MAP, &key);
 	if (!v) {
-		key.kind = IPVS_BPF_KIND_REPLY;
+		key.kind ^= IPVS_BPF_KIND_FWD ^ IPVS_BPF_KIND_REPLY;
 		v = bpf_map_lookup_elem(&IPVS_BPF_CT_MAP, &key);
 		if (!v)
 			return pass(IPVS_BPF_STAT_XDP_MISS);
-		hit = IPVS_BPF_STAT_XDP_REPLY_HIT;
+		nh->kind_hint = key.kind;
 	}
+	if (key.kind == IPVS_BPF_KIND_REPLY)
+		hit = IPVS_BPF_STAT_XDP_REPLY_HIT;
 	if (v->flags & IPVS_BPF_F_NO_FASTPATH)
 		return pass(IPVS_BPF_STAT_XDP_PASS_FLAG);
 	if (IPVS_ABL_STOP_AT(2))
@@ -143,15 +151,10 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 	}
 	now = (__u32)bpf_jiffies64();
 	if (IPVS_ABL_NO_NEXTHOP) {
-		nh = &nh_fake;
 		nh->ifindex = ctx->ingress_ifindex;
 		__builtin_memcpy(nh->dmac, eth->h_source, ETH_ALEN);
 		__builtin_memcpy(nh->smac, eth->h_dest, ETH_ALEN);
 	} else {
-		slot = nh_slot(v, v6);
-		nh = bpf_map_lookup_elem(&ipvs_nh_cache, &slot);
-		if (!nh)
-			return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
 		if (IPVS_ABL_NO_NH_CACHE || !nh_valid(nh, v, v6, proto, ctx->ingress_ifindex, tos, l3len, now)) {
 			__builtin_memset(&fib, 0, sizeof(fib));
 			fib.l4_protocol = proto;
