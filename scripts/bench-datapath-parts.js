@@ -28,7 +28,8 @@ const VARIANTS = {
   'no-nh-cache': ['IPVS_ABL_NO_NH_CACHE=1'],
   'no-nexthop': ['IPVS_ABL_NO_NEXTHOP=1'],
   'no-kind-hint': ['IPVS_ABL_NO_KIND_HINT=1'],
-  'csum-helpers': ['IPVS_ABL_CSUM_HELPERS=1'],
+  'portable-tc': ['PORTABLE_TC'],
+  'csum-helpers': ['PORTABLE_TC', 'IPVS_ABL_CSUM_HELPERS=1'],
   'no-touch': ['IPVS_ABL_NO_TOUCH=1'],
   'no-clock': ['IPVS_ABL_NO_CLOCK=1'],
   'plain-add': ['IPVS_ABL_PLAIN_ADD=1'],
@@ -41,8 +42,11 @@ function build(name, defs, dir) {
     '-I', path.join(repoRoot, 'bpf', 'include'), '-I', `/usr/include/${os.arch() === 'x64' ? 'x86_64' : os.arch()}-linux-gnu`,
     ...defs.map((d) => `-D${d}`)];
   fs.mkdirSync(dir, { recursive: true });
-  for (const [src, obj] of [['xdp/ipvs_xdp.bpf.c', 'ipvs_xdp.bpf.o'], ['tc/ipvs_tc.bpf.c', 'ipvs_tc.bpf.o']]) {
-    execFileSync('clang', [...cflags, '-c', path.join(repoRoot, 'bpf', src), '-o', path.join(dir, obj)]);
+  const objs = [['xdp/ipvs_xdp.bpf.c', 'ipvs_xdp.bpf.o', []], ['tc/ipvs_tc.bpf.c', 'ipvs_tc.bpf.o', []]];
+  // the loader prefers ipvs_tc_kctx.bpf.o where the kernel loads it (as in build/bpf)
+  if (!defs.includes('PORTABLE_TC')) objs.push(['tc/ipvs_tc.bpf.c', 'ipvs_tc_kctx.bpf.o', ['-DIPVS_TC_KCTX=1']]);
+  for (const [src, obj, extra] of objs) {
+    execFileSync('clang', [...cflags.filter((f) => f !== '-DPORTABLE_TC'), ...extra, '-c', path.join(repoRoot, 'bpf', src), '-o', path.join(dir, obj)]);
   }
 }
 
@@ -56,7 +60,9 @@ function main() {
     for (const name of wanted) {
       const dir = path.join(tmp, name.replace(/[^a-z0-9+-]/gi, '_'));
       build(name, VARIANTS[name], dir);
-      open.push({ name, b: openBenchDatapath(`/sys/fs/bpf/ipvs-bpf-parts-${process.pid}-${open.length}`, dir) });
+      const b = openBenchDatapath(`/sys/fs/bpf/ipvs-bpf-parts-${process.pid}-${open.length}`, dir);
+      open.push({ name, b });
+      console.error(`${name}: ${b.dp.objects.join(' ')}`);
     }
     empty = loadEmpty();
     const statsBefore = open.map(({ b }) => readStats(b.dp.statsMap));

@@ -19,6 +19,7 @@
  * TC_ACT_SHOT only when a checksum helper fails after a rewrite.
  */
 #include <linux/pkt_cls.h>
+#include <bpf/bpf_core_read.h>
 #include "ipvs_bpf_parse.h"
 #include "ipvs_bpf_maps.h"
 #include "ipvs_bpf_csum.h"
@@ -35,6 +36,27 @@ static __always_inline int tc_pass(__u32 why)
 	stat_inc(why);
 	return TC_ACT_UNSPEC;
 }
+
+/*
+ * IPVS_TC_KCTX builds (ipvs_tc_kctx.bpf.o, kernels >= 6.3; the loader falls
+ * back to ipvs_tc.bpf.o where it does not load, e.g. Debian's 6.1): read
+ * skb->ip_summed through bpf_cast_to_kern_ctx (the verifier turns that kfunc
+ * into a register move, no call) and CO-RE, so the checksum needs no helper
+ * call at all unless the skb is CHECKSUM_COMPLETE.
+ */
+#ifndef IPVS_TC_KCTX
+#define IPVS_TC_KCTX 0
+#endif
+#if IPVS_TC_KCTX
+struct sk_buff___ipvs {
+	__u8 ip_summed:2;
+} __attribute__((preserve_access_index));
+extern void *bpf_cast_to_kern_ctx(void *) __ksym;
+#define IPVS_CHECKSUM_NONE 0
+#define IPVS_CHECKSUM_UNNECESSARY 1
+#define IPVS_CHECKSUM_COMPLETE 2
+#define IPVS_CHECKSUM_PARTIAL 3
+#endif
 
 /* The 16-bit L4 checksum field at off, or -1 if it is not in the linear data. */
 static __always_inline int l4_csum_read(struct __sk_buff *skb, __u32 off)
@@ -86,6 +108,35 @@ static __always_inline int l4_csum_fix(struct __sk_buff *skb, __u32 off, __u32 d
 	__u32 dp;
 
 	dp = csum_res(d_pseudo);
+#if IPVS_TC_KCTX
+	{
+		struct sk_buff___ipvs *k = bpf_cast_to_kern_ctx(skb);
+		__u32 summed = BPF_CORE_READ_BITFIELD(k, ip_summed);
+		void *data = (void *)(long)skb->data;
+		void *end = (void *)(long)skb->data_end;
+		__u16 *p = data + off;
+		__u16 c;
+
+		if (summed != IPVS_CHECKSUM_COMPLETE && off <= TC_PULL_LEN && (void *)(p + 1) <= end) {
+			c = *p;
+			/* what bpf_l4_csum_replace does, per state (incl. BPF_F_MARK_MANGLED_0) */
+			if (proto == IPPROTO_UDP && c == 0)
+				return 0; /* UDP without checksum */
+			if (summed == IPVS_CHECKSUM_PARTIAL) {
+				/* the field holds the pseudo-header sum, uncomplemented */
+				if (!dp)
+					return 0;
+				c = csum_fold32(csum_add32(d_pseudo, c));
+			} else {
+				c = csum_apply(c, csum_add32(d_pseudo, d_plain));
+			}
+			if (proto == IPPROTO_UDP && c == 0)
+				c = 0xffff;
+			*p = c;
+			return 0;
+		}
+	}
+#endif
 	if (dp || IPVS_ABL_CSUM_HELPERS) {
 		before = l4_csum_read(skb, off);
 		rc = bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR | (v6 ? BPF_F_IPV6 : 0));

@@ -3,9 +3,10 @@
  * (default /sys/fs/bpf/ipvs-bpf), so a restarted daemon gets the very same map (live flows)
  * and programs (still attached) back.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { layout } from './abi';
-import { bpfObjectDir, native } from './native';
+import { bpfObjectDir, LoadedObject, LoadOptions, native } from './native';
 
 export interface DatapathConfig {
   /** bpffs directory for pins; default from the ABI header. */
@@ -29,6 +30,8 @@ export interface Datapath {
   progs: DatapathPrograms;
   /** true if the programs were re-opened from pins rather than loaded. */
   reused: boolean;
+  /** Object files the programs were loaded from (empty when re-opened from pins). */
+  objects: string[];
   close(): void;
 }
 
@@ -41,6 +44,25 @@ const PROG_PINS: Record<keyof DatapathPrograms, { pin: string; object: string; p
   tcEgress: { pin: layout.pin.tcEgress, object: 'ipvs_tc.bpf.o', program: 'ipvs_tc_snat' },
   tcIngress: { pin: layout.pin.tcIngress, object: 'ipvs_tc.bpf.o', program: 'ipvs_tc_reply' },
 };
+
+/**
+ * Builds of an object to try first, same programs and maps: ipvs_tc_kctx.bpf.o reads the skb's
+ * checksum state itself (bpf_cast_to_kern_ctx, kernels >= 6.3) and saves a helper call per
+ * packet; where it does not load (Debian's 6.1) the portable build is used.
+ */
+const PREFERRED: Record<string, string> = { 'ipvs_tc.bpf.o': 'ipvs_tc_kctx.bpf.o' };
+
+function loadPreferred(objectDir: string, object: string, opts: LoadOptions): { obj: LoadedObject; file: string } {
+  const better = PREFERRED[object];
+  if (better && fs.existsSync(path.join(objectDir, better))) {
+    try {
+      return { obj: native.loadObject(path.join(objectDir, better), opts), file: better };
+    } catch {
+      /* kernel without what it needs: the portable build below */
+    }
+  }
+  return { obj: native.loadObject(path.join(objectDir, object), opts), file: object };
+}
 
 function cfgWord(cfg: DatapathConfig): Buffer {
   const b = Buffer.alloc(4);
@@ -72,6 +94,7 @@ export function openDatapath(cfg: DatapathConfig = {}): Datapath {
   native.ensureBpffs(pinDir);
 
   const names = Object.keys(PROG_PINS) as (keyof DatapathPrograms)[];
+  const loadedObjects: string[] = [];
   let fds = names.map((n) => (cfg.reloadPrograms ? null : openPin(path.join(pinDir, PROG_PINS[n].pin))));
   const reused = fds.every((fd) => fd !== null);
   if (!reused) {
@@ -83,7 +106,8 @@ export function openDatapath(cfg: DatapathConfig = {}): Datapath {
         maxEntries: { [layout.pin.ctMap]: maxEntries },
         ...(object === 'ipvs_xdp.bpf.o' ? { rodata: { [layout.cfg.section]: cfgWord(cfg) } } : {}),
       };
-      const obj = native.loadObject(path.join(objectDir, object), opts);
+      const { obj, file } = loadPreferred(objectDir, object, opts);
+      loadedObjects.push(file);
       try {
         for (const n of names.filter((x) => PROG_PINS[x].object === object)) {
           const file = path.join(pinDir, PROG_PINS[n].pin);
@@ -109,7 +133,7 @@ export function openDatapath(cfg: DatapathConfig = {}): Datapath {
   const progs = Object.fromEntries(names.map((n, i) => [n, fds[i] as number])) as unknown as DatapathPrograms;
   let closed = false;
   return {
-    pinDir, ctMap, statsMap, progs, reused,
+    pinDir, ctMap, statsMap, progs, reused, objects: loadedObjects,
     close(): void {
       if (closed) return;
       closed = true;

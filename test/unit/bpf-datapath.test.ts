@@ -5,10 +5,12 @@
  */
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { encodeKey, decodeKey, encodeValue, decodeValue, layout } from '../../src/bpf/abi';
 import { Datapath, openDatapath, removePins } from '../../src/bpf/loader';
 import { FlowTable, ipvsConnEntries, IpvsConnection, readStats } from '../../src/bpf/flows';
-import { native } from '../../src/bpf/native';
+import { bpfObjectDir, native } from '../../src/bpf/native';
 import { attachTc } from '../../src/bpf/attach';
 import { inNetns } from '../../src/bpf/netns';
 import { ACK, ether, FIN, icmpError, ipPacket, parseEther, SYN, TCP, UDP, L4Spec } from './bpf-packet';
@@ -27,6 +29,9 @@ function ip(...args: string[]): void {
 
 let dp: Datapath;
 let flows: FlowTable;
+let dpPortable: Datapath;
+let flowsPortable: FlowTable;
+const PORTABLE_DIR = path.join(os.tmpdir(), `ipvsbpf-ut-portable-${process.pid}`);
 let ifC = 0;
 let ifS = 0;
 let macS = '';
@@ -98,12 +103,22 @@ beforeAll(() => {
   dp = openDatapath({ pinDir: PIN, maxEntries: 4096 });
   flows = new FlowTable(dp.ctMap);
   for (const c of [v4, v6, udp4, udp6]) for (const e of ipvsConnEntries(c)) flows.put(e.key, e.value);
+  // the same programs from the portable objects only (what Debian's 6.1 kernel loads)
+  fs.mkdirSync(PORTABLE_DIR, { recursive: true });
+  for (const o of ['ipvs_xdp.bpf.o', 'ipvs_tc.bpf.o']) fs.symlinkSync(path.join(bpfObjectDir, o), path.join(PORTABLE_DIR, o));
+  dpPortable = openDatapath({ pinDir: `${PIN}-portable`, maxEntries: 4096, objectDir: PORTABLE_DIR });
+  flowsPortable = new FlowTable(dpPortable.ctMap);
+  for (const c of [v4, v6, udp4, udp6]) for (const e of ipvsConnEntries(c)) flowsPortable.put(e.key, e.value);
 });
 
 afterAll(() => {
   dp?.close();
-  removePins(PIN);
-  try { fs.rmdirSync(PIN); } catch { /* already gone */ }
+  dpPortable?.close();
+  for (const pin of [PIN, `${PIN}-portable`]) {
+    removePins(pin);
+    try { fs.rmdirSync(pin); } catch { /* already gone */ }
+  }
+  fs.rmSync(PORTABLE_DIR, { recursive: true, force: true });
   execFileSync('ip', ['netns', 'del', NS]);
 });
 
@@ -242,29 +257,41 @@ describe('XDP fast path', () => {
   });
 });
 
-describe('tc programs', () => {
+// Both tc builds: the one the host loads (kernel >= 6.3 reads the skb's checksum state) and
+// the portable one Debian's 6.1 loads (tells the state from the checksum helper's result).
+describe.each([
+  ['kctx', (): { dp: Datapath; flows: FlowTable } => ({ dp, flows })],
+  ['portable', (): { dp: Datapath; flows: FlowTable } => ({ dp: dpPortable, flows: flowsPortable })],
+])('tc programs (%s build)', (build, b) => {
+  test('the build in use', () => {
+    const [major, minor] = os.release().split('.').map(Number);
+    const kctx = major > 6 || (major === 6 && minor >= 3);
+    const objects = b().dp.objects;
+    expect(objects).toContain(build === 'kctx' && kctx ? 'ipvs_tc_kctx.bpf.o' : 'ipvs_tc.bpf.o');
+  });
+
   test('egress SNAT (IPv4 TCP, IPv6 UDP): only the source changes', () => {
-    let r = runTc(dp.progs.tcEgress, frame({ proto: TCP, src: '10.1.0.2', dst: '10.2.0.2', sport: 40000, dport: 8080 }));
+    let r = runTc(b().dp.progs.tcEgress, frame({ proto: TCP, src: '10.1.0.2', dst: '10.2.0.2', sport: 40000, dport: 8080 }));
     expect(r.ret).toBe(TC_ACT_UNSPEC);
     expect(parseEther(r.out).ip).toMatchObject({ src: '10.2.0.1', dst: '10.2.0.2', sport: 50000, dport: 8080, ttl: 64, checksumsOk: true });
-    r = runTc(dp.progs.tcEgress, frame({ proto: UDP, src: 'fd01::2', dst: 'fd02::2', sport: 5354, dport: 8443 }));
+    r = runTc(b().dp.progs.tcEgress, frame({ proto: UDP, src: 'fd01::2', dst: 'fd02::2', sport: 5354, dport: 8443 }));
     expect(parseEther(r.out).ip).toMatchObject({ src: 'fd02::1', dst: 'fd02::2', sport: 5354, dport: 8443, checksumsOk: true });
   });
 
   test('ingress reply: only the destination changes back to the client (IPVS un-DNATs the source)', () => {
-    let r = runTc(dp.progs.tcIngress, frame({ proto: TCP, src: '10.2.0.2', dst: '10.2.0.1', sport: 8080, dport: 50000 }));
+    let r = runTc(b().dp.progs.tcIngress, frame({ proto: TCP, src: '10.2.0.2', dst: '10.2.0.1', sport: 8080, dport: 50000 }));
     expect(r.ret).toBe(TC_ACT_UNSPEC);
     expect(parseEther(r.out).ip).toMatchObject({ src: '10.2.0.2', dst: '10.1.0.2', sport: 8080, dport: 40000, checksumsOk: true });
-    r = runTc(dp.progs.tcIngress, frame({ proto: TCP, src: 'fd02::2', dst: 'fd02::1', sport: 8443, dport: 50001 }));
+    r = runTc(b().dp.progs.tcIngress, frame({ proto: TCP, src: 'fd02::2', dst: 'fd02::1', sport: 8443, dport: 50001 }));
     expect(parseEther(r.out).ip).toMatchObject({ src: 'fd02::2', dst: 'fd01::2', sport: 8443, dport: 40001, checksumsOk: true });
-    r = runTc(dp.progs.tcIngress, frame({ proto: UDP, src: '10.2.0.2', dst: '10.2.0.1', sport: 8080, dport: 5353, udpZeroCsum: true }));
+    r = runTc(b().dp.progs.tcIngress, frame({ proto: UDP, src: '10.2.0.2', dst: '10.2.0.1', sport: 8080, dport: 5353, udpZeroCsum: true }));
     expect(parseEther(r.out).ip).toMatchObject({ dst: '10.1.0.2', dport: 5353, l4Csum: 0, checksumsOk: true });
   });
 
   test('misses and fragments are left alone', () => {
     for (const [prog, s] of [
-      [dp.progs.tcEgress, { proto: TCP, src: '10.1.0.9', dst: '10.2.0.2', sport: 1, dport: 8080 }],
-      [dp.progs.tcIngress, { proto: UDP, src: '10.2.0.2', dst: '10.2.0.1', sport: 8080, dport: 5353, fragOffset: 100 }],
+      [b().dp.progs.tcEgress, { proto: TCP, src: '10.1.0.9', dst: '10.2.0.2', sport: 1, dport: 8080 }],
+      [b().dp.progs.tcIngress, { proto: UDP, src: '10.2.0.2', dst: '10.2.0.1', sport: 8080, dport: 5353, fragOffset: 100 }],
     ] as [number, L4Spec][]) {
       const f = frame(s);
       const r = runTc(prog, f);
@@ -277,23 +304,23 @@ describe('tc programs', () => {
     // ingress: router/RS reports an error about lip:lport -> rs:rsport; it must reach the client side
     let f = ether('02:00:00:00:00:aa', '02:00:00:00:00:bb',
       icmpError('10.2.0.2', '10.2.0.1', ipPacket({ proto: TCP, src: '10.2.0.1', dst: '10.2.0.2', sport: 50000, dport: 8080 })));
-    let p = parseEther(runTc(dp.progs.tcIngress, f).out).ip;
+    let p = parseEther(runTc(b().dp.progs.tcIngress, f).out).ip;
     expect(p).toMatchObject({ src: '10.2.0.2', dst: '10.1.0.2', checksumsOk: true });
     expect(p.inner).toMatchObject({ src: '10.1.0.2', sport: 40000, dst: '10.2.0.2', dport: 8080 });
     f = ether('02:00:00:00:00:aa', '02:00:00:00:00:bb',
       icmpError('fd02::2', 'fd02::1', ipPacket({ proto: UDP, src: 'fd02::1', dst: 'fd02::2', sport: 5354, dport: 8443 })));
-    p = parseEther(runTc(dp.progs.tcIngress, f).out).ip;
+    p = parseEther(runTc(b().dp.progs.tcIngress, f).out).ip;
     expect(p).toMatchObject({ dst: 'fd01::2', checksumsOk: true });
     expect(p.inner).toMatchObject({ src: 'fd01::2', sport: 5354 });
     // egress: the client's error about a reply, after IPVS re-DNAT: outer cip -> rs, quoting rs -> cip
     f = ether('02:00:00:00:00:aa', '02:00:00:00:00:bb',
       icmpError('10.1.0.2', '10.2.0.2', ipPacket({ proto: TCP, src: '10.2.0.2', dst: '10.1.0.2', sport: 8080, dport: 40000 })));
-    p = parseEther(runTc(dp.progs.tcEgress, f).out).ip;
+    p = parseEther(runTc(b().dp.progs.tcEgress, f).out).ip;
     expect(p).toMatchObject({ src: '10.2.0.1', dst: '10.2.0.2', checksumsOk: true });
     expect(p.inner).toMatchObject({ src: '10.2.0.2', dst: '10.2.0.1', dport: 50000 });
     f = ether('02:00:00:00:00:aa', '02:00:00:00:00:bb',
       icmpError('fd01::2', 'fd02::2', ipPacket({ proto: TCP, src: 'fd02::2', dst: 'fd01::2', sport: 8443, dport: 40001 })));
-    p = parseEther(runTc(dp.progs.tcEgress, f).out).ip;
+    p = parseEther(runTc(b().dp.progs.tcEgress, f).out).ip;
     expect(p).toMatchObject({ src: 'fd02::1', checksumsOk: true });
     expect(p.inner).toMatchObject({ dst: 'fd02::1', dport: 50001 });
   });
@@ -338,12 +365,12 @@ describe('tc programs', () => {
         nsx(NS, ['ethtool', '-K', d, 'tx', 'off']);
         ip('link', 'set', d, 'up');
       }
-      for (const e of entries) flows.put(e.key, e.value);
+      for (const e of entries) b().flows.put(e.key, e.value);
       inNetns(NS, () => {
-        attachTc('ut-s2', 'egress', dp.progs.tcEgress);
-        attachTc('ut-s2', 'ingress', dp.progs.tcIngress);
+        attachTc('ut-s2', 'egress', b().dp.progs.tcEgress);
+        attachTc('ut-s2', 'ingress', b().dp.progs.tcIngress);
       });
-      const before = readStats(dp.statsMap);
+      const before = readStats(b().dp.statsMap);
       server = spawn('ip', ['netns', 'exec', RS, 'socat', 'TCP-LISTEN:8080,reuseaddr,fork',
         'SYSTEM:echo $SOCAT_PEERADDR $SOCAT_PEERPORT; cat'], { stdio: 'ignore' });
       userver = spawn('ip', ['netns', 'exec', RS, 'socat', 'UDP-RECVFROM:8080,reuseaddr',
@@ -360,7 +387,7 @@ describe('tc programs', () => {
       const uout = nsx(CL, ['socat', '-t', '2', '-', 'UDP:10.5.0.2:8080,bind=10.4.0.5,sourceport=40011'], udata);
       expect(uout.subarray(0, 15).toString()).toBe('10.5.0.1 50011\n');
       expect(uout.subarray(15).equals(udata)).toBe(true);
-      const after = readStats(dp.statsMap);
+      const after = readStats(b().dp.statsMap);
       expect(after.TC_SNAT_HIT - before.TC_SNAT_HIT).toBeGreaterThan(10n);
       expect(after.TC_REPLY_HIT - before.TC_REPLY_HIT).toBeGreaterThan(10n);
       for (const ns of [CL, RS]) {
@@ -369,7 +396,7 @@ describe('tc programs', () => {
     } finally {
       server?.kill();
       userver?.kill();
-      for (const e of entries) flows.delete(e.key);
+      for (const e of entries) b().flows.delete(e.key);
       try { ip('link', 'del', 'ut-c2'); } catch { /* not created */ }
       try { ip('link', 'del', 'ut-s2'); } catch { /* not created */ }
       execFileSync('ip', ['netns', 'del', CL]);
