@@ -45,6 +45,8 @@ export interface DaemonDeps {
 export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
   private table: ServiceState[] = [];
+  /** serviceKeyId -> position in `table` and in statusCache.services; rebuilt with every snapshot. */
+  private tableIndex: Map<string, number> | undefined;
   private lastReload: ReloadStatus = { usec: 0n, ok: true, message: '' };
   private listeners: ((s: DaemonStatus) => void)[] = [];
   private statusCache: DaemonStatus;
@@ -110,7 +112,7 @@ export class Daemon {
       let lines;
       try {
         lines = parseRules(text, 'input').commands;
-        const before = await this.deps.ipvs.services();
+        const before = await this.deps.ipvs.services({ counters: false });
         replayRules(lines, { initial: before, source: 'input' });
         const ops: SourcedOp[] = lines.flatMap(({ line, command }) => {
           const op = commandToOp(command);
@@ -128,27 +130,58 @@ export class Daemon {
     });
   }
 
-  /** Changes one real server's weight in place (connections stay). */
+  /**
+   * Changes one real server's weight in place (connections stay). The one-change path: the service is
+   * found in the last snapshot, read fresh from the kernel on its own (not the whole table), edited with
+   * one netlink message, and patched into the snapshot; listeners hear of it after the reply.
+   */
   setWeight(serviceId: string, serverId: string, weight: number): Promise<void> {
     return this.serial(async () => {
+      let resync = true;
       try {
         if (!Number.isInteger(weight) || weight < 0 || weight > 2147483647) {
           throw new ChangeRefused('InvalidRules', `weight ${weight} is out of range (0-2147483647)`);
         }
-        const table = await this.deps.ipvs.services();
-        const svc = table.find((s) => serviceKeyId(s.key) === serviceId);
+        let known = this.snapshotService(serviceId);
+        if (!known) {
+          await this.refresh(); // a service added since the last snapshot (by ApplyRules or ipvsadm)
+          known = this.snapshotService(serviceId);
+        }
+        const svc = known && (await this.deps.ipvs.service(known.key, { counters: false }));
         if (!svc) throw new ChangeRefused('NoSuchObject', `no service ${JSON.stringify(serviceId)} (ids as in the Services property)`);
         const dest = svc.destinations.find((d) => destinationId(d) === serverId);
         if (!dest) throw new ChangeRefused('NoSuchObject', `service ${serviceId} has no real server ${JSON.stringify(serverId)}`);
+        resync = false;
         if (dest.weight === weight) return;
         const op: IpvsOp = { op: 'edit-dest', service: { ...svc.key }, dest: { ...destinationOnly(dest), weight } };
-        await applyAtomically(this.deps.ipvs, [{ op }], table);
+        await applyAtomically(this.deps.ipvs, [{ op }], [svc]);
+        this.patchWeight(serviceId, serverId, weight);
         this.deps.log.notice(`weight of ${serverId} in ${serviceId}: ${dest.weight} -> ${weight}`);
       } catch (e) {
+        resync = true;
         throw refusal(e);
       } finally {
-        await this.refresh();
+        if (resync) await this.refresh();
       }
+    });
+  }
+
+  /** The service of the last snapshot named `id` (serviceKeyId). */
+  private snapshotService(id: string): ServiceState | undefined {
+    const i = this.tableIndex?.get(id);
+    return i === undefined ? undefined : this.table[i];
+  }
+
+  /** Puts a weight just applied into the snapshot and its status, and tells listeners after this turn. */
+  private patchWeight(serviceId: string, serverId: string, weight: number): void {
+    const i = this.tableIndex?.get(serviceId);
+    if (i === undefined) return;
+    const dest = this.table[i]?.destinations.find((d) => destinationId(d) === serverId);
+    if (dest) dest.weight = weight;
+    const rs = this.statusCache.services[i]?.realServers.find((r) => r.id === serverId);
+    if (rs) rs.weight = weight;
+    setImmediate(() => {
+      for (const l of this.listeners) l(this.statusCache);
     });
   }
 
@@ -165,6 +198,8 @@ export class Daemon {
       this.deps.log.warning(`cannot read the IPVS table: ${e instanceof Error ? e.message : String(e)}`);
     }
     this.statusCache = this.buildStatus();
+    // The status names each service by serviceKeyId already, in table order.
+    this.tableIndex = new Map(this.statusCache.services.map((s, i) => [s.id, i]));
     for (const l of this.listeners) l(this.statusCache);
   }
 
@@ -214,7 +249,7 @@ export class Daemon {
 
   private async applyRuleSet(rules: RuleSet): Promise<string> {
     for (const i of rules.ignored) this.deps.log.info(`${i.source}:line ${i.line}: ignored: ${i.why}`);
-    const before: DesiredService[] = await this.deps.ipvs.services();
+    const before: DesiredService[] = await this.deps.ipvs.services({ counters: false });
     const kernel = {
       ...(rules.timeouts ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
       ...(rules.daemons.length ? { daemons: await this.deps.ipvs.daemons() } : {}),

@@ -1,59 +1,78 @@
 /**
- * In the lab VM, after the benchmark table is loaded: how long the reconciler takes to bring the kernel
- * to a desired state that differs from the current one by one real server's weight (the daemon's
- * reload path: diff in memory against the last known table, then apply), cold and warm. Prints one JSON object.
+ * In the lab VM, after the benchmark table is loaded: how long a running daemon takes for one weight change
+ * on it. This is the daemon's own code path (Daemon.setWeight, what the D-Bus SetWeight method calls) on
+ * the real netlink client, with the daemon started from the benchmark's rule file in ipvs mode; only the
+ * D-Bus marshalling is left out. Timed twice: the first change is the fresh process's first (code not yet
+ * optimised by V8), the second as in a daemon that has run for a while. Also times a reload after the rule
+ * file changed by that one weight (re-read and parse the files, read the kernel table, reconcile, apply),
+ * which costs in proportion to the table. Prints one JSON object.
+ *
+ * usage: one-change RULE_FILE VIP:PORT RS:PORT
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadConfig } from '../../../src/daemon/config';
+import { Daemon } from '../../../src/daemon/daemon';
+import { plainIpvs } from '../../../src/daemon/datapath';
+import { createLogger } from '../../../src/daemon/log';
 import { IpvsClient } from '../../../src/ipvs/netlink';
-import { reconcile } from '../../../src/ipvs/reconcile';
-import { toDesired } from '../../../src/ipvs/rules/simulate';
-import { serviceKeyId, type DesiredService } from '../../../src/ipvs/model';
+
+const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
 
 async function main(): Promise<void> {
-  const [vip, rs] = process.argv.slice(2);
-  if (!vip || !rs) throw new Error('usage: one-change VIP:PORT RS:PORT');
-  const client = await IpvsClient.open();
+  const [rulesIn, vip, rs] = process.argv.slice(2);
+  if (!rulesIn || !vip || !rs) throw new Error('usage: one-change RULE_FILE VIP:PORT RS:PORT');
+  // The daemon's rule file: a copy, so the reload below can change it.
+  const rules = '/tmp/one-change.rules';
+  const text = readFileSync(rulesIn, 'utf8');
+  writeFileSync(rules, text);
+  const args = [`--rules=${rules}`, '--mode=ipvs', '--dbus=none', '--log-level=warning'];
+  const load = () => loadConfig({ args, env: {} });
+  const log = createLogger({ level: 'warning' });
+  const ipvs = await IpvsClient.open();
+  const t0 = process.hrtime.bigint();
+  const daemon = await Daemon.start(load(), { log, loadConfig: load, ipvs, dataPath: async () => plainIpvs('') });
+  const startMs = ms(t0);
+  const serviceId = `tcp ${vip}`;
+  const weightNow = async (): Promise<number | undefined> => {
+    const svc = await ipvs.service({ kind: 'addr', family: 'inet', protocol: 'tcp', address: vip.split(':')[0]!, port: Number(vip.split(':')[1]) });
+    return svc?.destinations.find((d) => `${d.address}:${d.port}` === rs)?.weight;
+  };
   try {
-    let current = toDesired(await client.services());
-    const bump = (table: DesiredService[]): DesiredService[] =>
-      table.map((s) =>
-        serviceKeyId(s.key) === `tcp ${vip}`
-          ? { ...s, destinations: s.destinations.map((d) => (`${d.address}:${d.port}` === rs ? { ...d, weight: d.weight + 1 } : d)) }
-          : s,
-      );
-    // Twice: the first change runs in a fresh process (code not yet optimised by V8), the second as in a
-    // running daemon, which keeps the table it last applied and diffs the new desired state against it.
-    const runs: { ops: number; reconcile_ms: number; apply_ms: number; total_ms: number }[] = [];
-    for (let i = 0; i < 2; i++) {
-      const desired = bump(current);
-      const t0 = process.hrtime.bigint();
-      const ops = reconcile(current, desired);
-      const t1 = process.hrtime.bigint();
-      const r = await client.apply(ops);
-      const t2 = process.hrtime.bigint();
-      if (!r.ok) throw r.firstError ?? new Error('apply failed');
-      runs.push({ ops: ops.length, reconcile_ms: Number(t1 - t0) / 1e6, apply_ms: Number(t2 - t1) / 1e6, total_ms: Number(t2 - t0) / 1e6 });
-      current = desired;
+    const runs: number[] = [];
+    const w0 = (await weightNow()) ?? 0;
+    for (let i = 1; i <= 2; i++) {
+      const t = process.hrtime.bigint();
+      await daemon.setWeight(serviceId, rs, w0 + i);
+      runs.push(ms(t));
     }
-    const after = await client.service({ kind: 'addr', family: 'inet', protocol: 'tcp', address: vip.split(':')[0]!, port: 80 });
-    const w = after?.destinations.find((d) => `${d.address}:${d.port}` === rs)?.weight;
-    const [cold, warm] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    const weightAfter = await weightNow();
+    // A reload after the rule file changed by one weight.
+    const line = `-a -t ${vip} -r ${rs} -m -w 1\n`;
+    if (!text.includes(line)) throw new Error(`rule file has no line ${JSON.stringify(line)}`);
+    writeFileSync(rules, text.replace(line, `-a -t ${vip} -r ${rs} -m -w ${w0 + 5}\n`));
+    const t = process.hrtime.bigint();
+    const summary = await daemon.reload();
+    const reloadMs = ms(t);
+    const weightReloaded = await weightNow();
+    const [cold, warm] = runs as [number, number];
     process.stdout.write(
       JSON.stringify({
-        ops: warm.ops,
-        reconcile_ms: warm.reconcile_ms,
-        apply_ms: warm.apply_ms,
-        total_ms: warm.total_ms,
-        cold_total_ms: cold.total_ms,
-        cold_ops: cold.ops,
-        weight_after: w,
+        ok: weightAfter === w0 + 2,
+        total_ms: warm,
+        cold_total_ms: cold,
+        weight_after: weightAfter,
+        daemon_start_ms: startMs,
+        reload_one_line_ms: reloadMs,
+        reload_summary: summary,
+        reload_ok: weightReloaded === w0 + 5,
       }) + '\n',
     );
   } finally {
-    client.close();
+    daemon.close();
   }
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`one-change: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.stderr.write(`one-change: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
   process.exitCode = 1;
 });
