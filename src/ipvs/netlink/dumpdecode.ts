@@ -58,6 +58,16 @@ function need(name: string, len: number, min: number): void {
   if (len < min) throw new MalformedAttributeError(`netlink attribute dest.${name}: ${len} bytes, need ${min}`);
 }
 
+/**
+ * Shared, frozen values for what most real servers have: no counters read, and the four tunnel-flag
+ * combinations. A listing of 100k real servers then allocates one object per server, not three; a consumer
+ * that tried to change one in place would throw (strict mode) rather than change them all.
+ */
+const NO_COUNTERS: Stats = ZERO_STATS as Stats;
+const TUNNEL_FLAGS = [0, 1, 2, 3].map((bits) =>
+  Object.freeze({ noCsum: false, csum: (bits & 1) !== 0, remCsum: (bits & 2) !== 0 }),
+);
+
 export interface DestDecodeOptions {
   /** Decode the counters (stats64, or the 32-bit stats before Linux 4.1); false gives zero counters. */
   counters: boolean;
@@ -195,7 +205,7 @@ export function decodeDestMessage(
     address = bytesToAddress(family, bytes);
   }
   let stats: Stats;
-  if (!opts.counters) stats = { ...ZERO_STATS };
+  if (!opts.counters) stats = NO_COUNTERS;
   else if (s64At >= 0) stats = decodeStats(undefined, decodeAttrs(STATS64_ATTRS, buf, s64At, s64End));
   else if (s32At >= 0) stats = decodeStats(decodeAttrs(STATS_ATTRS, buf, s32At, s32End), undefined);
   else stats = { ...ZERO_STATS };
@@ -209,11 +219,7 @@ export function decodeDestMessage(
     lowerThreshold: lThresh,
     tunnelType: TUNNEL_TYPE.name(tunType),
     tunnelPort: tunPort,
-    tunnelFlags: {
-      noCsum: false,
-      csum: (tunFlags & IP_VS_TUNNEL_ENCAP_FLAG_CSUM) !== 0,
-      remCsum: (tunFlags & IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM) !== 0,
-    },
+    tunnelFlags: TUNNEL_FLAGS[((tunFlags & IP_VS_TUNNEL_ENCAP_FLAG_CSUM) !== 0 ? 1 : 0) | ((tunFlags & IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM) !== 0 ? 2 : 0)]!,
     activeConns: active,
     inactiveConns: inact,
     persistConns: persist,

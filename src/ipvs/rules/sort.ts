@@ -58,10 +58,11 @@ export function compareDests(d1: Destination, d2: Destination): number {
  * glibc msort_with_tmp() over the indices 0..n-1: top-down merge sort, left half first, ties keep the left
  * element. Returns the sorted permutation.
  */
-function glibcMergeOrder(n: number, cmp: (i: number, j: number) => number): Uint32Array {
-  const a = new Uint32Array(n);
-  for (let i = 0; i < n; i++) a[i] = i;
-  const tmp = new Uint32Array(n);
+function glibcMergeOrder(n: number, cmp: (i: number, j: number) => number): number[] {
+  // Plain arrays: most lists are a few real servers, where typed arrays' allocation costs more than it saves.
+  const a: number[] = [];
+  for (let i = 0; i < n; i++) a.push(i);
+  const tmp: number[] = a.slice();
   const sortRange = (lo: number, len: number): void => {
     if (len <= 1) return;
     const n1 = len >>> 1;
@@ -86,23 +87,23 @@ function glibcMergeOrder(n: number, cmp: (i: number, j: number) => number): Uint
 /** glibc qsort() (a merge sort) of `items` with `cmp`: the order ipvsadm's qsort calls give. */
 export function glibcQsort<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
   const order = glibcMergeOrder(items.length, (i, j) => cmp(items[i], items[j]));
-  return Array.from(order, (i) => items[i]);
+  return order.map((i) => items[i]);
 }
 
 /** The comparators' inputs, computed once per entry rather than once per comparison (n log n times). */
 interface SortKeys {
-  inet6: Uint8Array;
-  words: Uint32Array; // 4 per entry
-  port: Int32Array;
+  inet6: boolean[];
+  words: number[]; // 4 per entry, unsigned
+  port: number[];
 }
 
 function keysOf(n: number): SortKeys {
-  return { inet6: new Uint8Array(n), words: new Uint32Array(n * 4), port: new Int32Array(n) };
+  return { inet6: new Array<boolean>(n).fill(false), words: new Array<number>(n * 4).fill(0), port: new Array<number>(n).fill(0) };
 }
 
 function setWords(k: SortKeys, i: number, family: Family, address: string): void {
   const w = addressWords(family, address);
-  k.inet6[i] = family === 'inet6' ? 1 : 0;
+  k.inet6[i] = family === 'inet6';
   k.words[i * 4] = w[0];
   k.words[i * 4 + 1] = w[1];
   k.words[i * 4 + 2] = w[2];
@@ -121,15 +122,15 @@ function compareKeyWords(k: SortKeys, i: number, j: number): number {
 export function sortServices<T extends Service>(services: readonly T[]): T[] {
   const n = services.length;
   const k = keysOf(n);
-  const fw = new Uint32Array(n);
-  const af = new Int32Array(n);
-  const proto = new Int32Array(n);
+  const fw = new Array<number>(n).fill(0);
+  const af = new Array<number>(n).fill(0);
+  const proto = new Array<number>(n).fill(0);
   for (let i = 0; i < n; i++) {
     const key = services[i].key;
     af[i] = AF_NUMBER[key.family];
     if (key.kind === 'fwmark') {
       fw[i] = key.fwmark >>> 0;
-      k.inet6[i] = key.family === 'inet6' ? 1 : 0;
+      k.inet6[i] = key.family === 'inet6';
     } else {
       proto[i] = PROTO_NUMBER[key.protocol];
       setWords(k, i, key.family, key.address);
@@ -148,7 +149,7 @@ export function sortServices<T extends Service>(services: readonly T[]): T[] {
     if (r !== 0) return r;
     return k.port[i] - k.port[j];
   });
-  return Array.from(order, (i) => services[i]);
+  return order.map((i) => services[i]);
 }
 
 export function sortDests<T extends Destination>(dests: readonly T[]): T[] {
@@ -162,5 +163,5 @@ export function sortDests<T extends Destination>(dests: readonly T[]): T[] {
   }
   // ipvs_cmp_dests(), as compareDests() computes it.
   const order = glibcMergeOrder(n, (i, j) => compareKeyWords(k, i, j) || k.port[i] - k.port[j]);
-  return Array.from(order, (i) => dests[i]);
+  return order.map((i) => dests[i]);
 }
