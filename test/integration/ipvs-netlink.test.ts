@@ -32,7 +32,7 @@ beforeAll(async () => {
   });
   const r = await runInVm({
     timeoutMs: 15 * 60 * 1000,
-    env: { IPVS_BENCH_SERVICES: '1000', IPVS_BENCH_DESTS: '10' },
+    env: { IPVS_LARGE_SERVICES: '300', IPVS_LARGE_DESTS: '10' },
     // No modprobe: resolving the "IPVS" family makes the kernel load ip_vs (MODULE_ALIAS_GENL_FAMILY).
     script: 'node dist/test/integration/vm/ipvs-netlink-checks.js',
   });
@@ -255,15 +255,14 @@ test('flush empties the tables', () => {
   expect(report.flush!.services).toBe(0);
 });
 
-test('a 1000 x 10 table: pipelined apply and the pooled listing agree with ipvsadm', () => {
-  const b = report.bench!;
+test('a 300 x 10 table: apply splits it into batches, both pool set-ups list it, -Sn matches ipvsadm', () => {
+  const b = report.largeTable!;
   expect(b.applyOk).toBe(true);
-  expect(b.listedServices).toBe(1000);
-  expect(b.listedDests).toBe(10000);
-  expect(b.ipvsadmSaveLines).toBe(11000);
-  expect(b.ipvsadmRestoreStatus).toBe(0);
-  expect(b.listAfterRestoreServices).toBe(1000);
+  expect(b.applyBatches).toBeGreaterThan(1);
   expect(b.applyBatches).toBeLessThan(b.ops / 50);
-  // Figures for the record (TCG makes absolute times meaningless as pass/fail criteria).
-  console.log(`ipvs netlink lab bench: ${JSON.stringify(b)}`);
+  expect(b.listedServices).toBe(300);
+  expect(b.listedDests).toBe(3000);
+  expect(b.poolVariantsAgree).toBe(true);
+  expect(b.saveIdentical).toBe(true);
+  expect(b.ipvsadmSaveLines).toBe(3300);
 });

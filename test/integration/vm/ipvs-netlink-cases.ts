@@ -10,6 +10,8 @@ import {
   type Family,
   type ForwardMethod,
   type IpvsInfo,
+  type IpvsOp,
+  type ServiceKey,
   type ServiceState,
   type SyncDaemon,
   type Timeouts,
@@ -230,24 +232,33 @@ export interface ErrorCheck {
   ipvsadm: CommandRun;
 }
 
-export interface BenchFigures {
+export interface LargeTableFigures {
   services: number;
   destsPerService: number;
   ops: number;
-  applyMs: number;
   applyBatches: number;
   applyOk: boolean;
-  /** services() with the default pool, and with other pool sizes */
-  listMs: Record<string, number>;
   listedServices: number;
   listedDests: number;
-  ipvsadmSaveMs: number;
+  /** The default pool (peeking reads) and 64 sockets with 16 KiB reads list the same table. */
+  poolVariantsAgree: boolean;
+  /** Our -Sn text of the listing equals ipvsadm -Sn. */
+  saveIdentical: boolean;
   ipvsadmSaveLines: number;
-  ipvsadmRestoreMs: number;
-  ipvsadmRestoreStatus: number | null;
-  listAfterRestoreServices: number;
-  recvBufferSize: number;
-  sendBufferSize: number;
+}
+
+/** N services with M masq real servers each, as add ops (the large-table check and the list benchmark). */
+export function largeTableOps(n: number, perService: number): IpvsOp[] {
+  const ops: IpvsOp[] = [];
+  for (let i = 0; i < n; i++) {
+    const key: ServiceKey = { kind: 'addr', family: 'inet', protocol: 'tcp', address: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 80 };
+    ops.push({
+      op: 'add-service',
+      service: { key, scheduler: 'wrr', flags: { ...NO_SERVICE_FLAGS }, persistenceTimeout: 0, netmask: 0xffffffff, pe: '' },
+    });
+    for (let j = 0; j < perService; j++) ops.push({ op: 'add-dest', service: key, dest: dest('inet', `172.16.${j}.${(i % 250) + 1}`, 8080, 'masq', 1) });
+  }
+  return ops;
 }
 
 export interface LabReport {
@@ -286,7 +297,7 @@ export interface LabReport {
     transferred: string;
   };
   flush?: { save: CommandRun; services: number };
-  bench?: BenchFigures;
+  largeTable?: LargeTableFigures;
 }
 
 /** The desired shape of a listed service: its state without counters (the rules layer's own projection). */
