@@ -9,9 +9,12 @@
  *                             still sees the reply and un-DNATs it.
  * ICMP errors about a flow (v4 and v6) are translated inside (embedded header,
  * its checksums) and outside.  IP fragments are left untouched and counted.
- * Pseudo-header checksum changes go through bpf_l4_csum_replace so that
- * CHECKSUM_PARTIAL (local senders, veth) and CHECKSUM_COMPLETE (skb->csum)
- * stay right; everything else is written directly.
+ * The L4 checksum must stay right for CHECKSUM_PARTIAL skbs (local senders,
+ * veth: the field holds the pseudo-header sum) and CHECKSUM_COMPLETE ones
+ * (skb->csum): the kctx build reads skb->ip_summed and writes the field
+ * directly (helper only for COMPLETE); the portable build makes one
+ * bpf_l4_csum_replace call for the address change and infers the state from
+ * its result (l4_csum_fix).  Everything else is written directly.
  *
  * Verdict: TC_ACT_UNSPEC ("no opinion") for translated and untouched packets
  * alike, so filters of lower priority on the same hook (another tool's, or a
