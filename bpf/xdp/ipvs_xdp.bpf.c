@@ -3,10 +3,17 @@
  * XDP fast path: packets of flows IPVS already scheduled (FWD or REPLY entry
  * in the conntrack map) get the whole NAT here (both addresses, both ports,
  * checksums, TTL), are routed with bpf_fib_lookup (its answer cached per flow
- * for one jiffy, see ipvs_bpf_nexthop.h) and sent with XDP_TX or XDP_REDIRECT; they never reach tc or netfilter.  Everything else goes to
+ * and CPU for one jiffy, see ipvs_bpf_nexthop.h) and sent with XDP_TX or
+ * XDP_REDIRECT; they never reach tc or netfilter.  Everything else goes to
  * the stack untouched: misses, TCP SYN/FIN/RST (so IPVS sees every state
  * change), fragments, IP options / extension headers, ICMP, no route or
  * neighbour yet, expiring TTL.
+ *
+ * Cost (scripts/bench-datapath-parts.js): per packet one conntrack lookup
+ * (the kind-hint in the next-hop slot makes replies skip the FWD miss), no
+ * helper call on the TX path, bpf_redirect when the egress device differs.
+ * The conntrack lookup stays per packet: per-flow counters and last-seen are
+ * exact, and IPVS's removals take effect at once.
  *
  * Checksums are updated incrementally, assuming the frame's checksums are
  * complete, which holds for frames from a NIC.  A veth peer that sends
