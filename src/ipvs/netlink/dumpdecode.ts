@@ -25,21 +25,46 @@ function idOf<S extends TableShape>(table: AttrTable<S>, name: keyof S & string,
 }
 
 const CMD_DEST = idOf(CMD_ATTRS, 'dest', 'nested');
-const D_ADDR = idOf(DEST_ATTRS, 'addr', 'nfaddr');
-const D_PORT = idOf(DEST_ATTRS, 'port', 'be16');
-const D_FWD = idOf(DEST_ATTRS, 'fwdMethod', 'u32');
-const D_WEIGHT = idOf(DEST_ATTRS, 'weight', 'u32');
-const D_UTHRESH = idOf(DEST_ATTRS, 'uThresh', 'u32');
-const D_LTHRESH = idOf(DEST_ATTRS, 'lThresh', 'u32');
-const D_ACTIVE = idOf(DEST_ATTRS, 'activeConns', 'u32');
-const D_INACT = idOf(DEST_ATTRS, 'inactConns', 'u32');
-const D_PERSIST = idOf(DEST_ATTRS, 'persistConns', 'u32');
-const D_STATS = idOf(DEST_ATTRS, 'stats', 'nested');
-const D_AF = idOf(DEST_ATTRS, 'addrFamily', 'u16');
-const D_STATS64 = idOf(DEST_ATTRS, 'stats64', 'nested');
-const D_TUNTYPE = idOf(DEST_ATTRS, 'tunType', 'u8');
-const D_TUNPORT = idOf(DEST_ATTRS, 'tunPort', 'be16');
-const D_TUNFLAGS = idOf(DEST_ATTRS, 'tunFlags', 'u16');
+/** What the decoder does with each dest attribute id: a small slot number, so the switch below is a jump table. */
+const enum Slot {
+  Skip,
+  Addr,
+  Port,
+  Fwd,
+  Weight,
+  UThresh,
+  LThresh,
+  Active,
+  Inact,
+  Persist,
+  Stats,
+  Af,
+  Stats64,
+  TunType,
+  TunPort,
+  TunFlags,
+}
+const DEST_SLOTS: readonly (readonly [keyof typeof DEST_ATTRS.attrs, string, Slot])[] = [
+  ['addr', 'nfaddr', Slot.Addr],
+  ['port', 'be16', Slot.Port],
+  ['fwdMethod', 'u32', Slot.Fwd],
+  ['weight', 'u32', Slot.Weight],
+  ['uThresh', 'u32', Slot.UThresh],
+  ['lThresh', 'u32', Slot.LThresh],
+  ['activeConns', 'u32', Slot.Active],
+  ['inactConns', 'u32', Slot.Inact],
+  ['persistConns', 'u32', Slot.Persist],
+  ['stats', 'nested', Slot.Stats],
+  ['addrFamily', 'u16', Slot.Af],
+  ['stats64', 'nested', Slot.Stats64],
+  ['tunType', 'u8', Slot.TunType],
+  ['tunPort', 'be16', Slot.TunPort],
+  ['tunFlags', 'u16', Slot.TunFlags],
+];
+const SLOT_OF_ID = new Uint8Array(DEST_ATTRS.maxId + 1); // 0 = Slot.Skip
+for (const [name, type, slot] of DEST_SLOTS) SLOT_OF_ID[idOf(DEST_ATTRS, name, type)] = slot;
+if (DEST_SLOTS.length !== Object.keys(DEST_ATTRS.attrs).length) throw new Error('dumpdecode: DEST_ATTRS has attributes the decoder does not read');
+const MAX_DEST_ID = DEST_ATTRS.maxId;
 if (DEST_ATTRS.attrs.stats.table !== STATS_ATTRS || DEST_ATTRS.attrs.stats64.table !== STATS64_ATTRS) {
   throw new Error('dumpdecode: dest stats nests are not STATS_ATTRS / STATS64_ATTRS');
 }
@@ -121,66 +146,67 @@ export function decodeDestMessage(
     const len = u16(buf, off);
     if (len < NLA_HDRLEN || off + len > nestEnd) throw new MalformedAttributeError(`netlink attributes of dest: bad nla_len ${len} at ${off}`);
     const id = u16(buf, off + 2) & NLA_TYPE_MASK;
+    const slot = id <= MAX_DEST_ID ? SLOT_OF_ID[id] : Slot.Skip;
     const p = off + NLA_HDRLEN;
     const plen = len - NLA_HDRLEN;
-    switch (id) {
-      case D_ADDR:
+    switch (slot) {
+      case Slot.Addr:
         addrAt = p;
         addrLen = plen;
         break;
-      case D_PORT:
+      case Slot.Port:
         need('port', plen, 2);
         port = (buf[p] << 8) | buf[p + 1];
         break;
-      case D_FWD:
+      case Slot.Fwd:
         need('fwdMethod', plen, 4);
         fwd = u32(buf, p);
         break;
-      case D_WEIGHT:
+      case Slot.Weight:
         need('weight', plen, 4);
         weight = u32(buf, p);
         break;
-      case D_UTHRESH:
+      case Slot.UThresh:
         need('uThresh', plen, 4);
         uThresh = u32(buf, p);
         break;
-      case D_LTHRESH:
+      case Slot.LThresh:
         need('lThresh', plen, 4);
         lThresh = u32(buf, p);
         break;
-      case D_ACTIVE:
+      case Slot.Active:
         need('activeConns', plen, 4);
         active = u32(buf, p);
         break;
-      case D_INACT:
+      case Slot.Inact:
         need('inactConns', plen, 4);
         inact = u32(buf, p);
         break;
-      case D_PERSIST:
+      case Slot.Persist:
         need('persistConns', plen, 4);
         persist = u32(buf, p);
         break;
-      case D_STATS:
+      case Slot.Stats:
         s32At = p;
         s32End = p + plen;
         break;
-      case D_AF:
+      case Slot.Af:
         need('addrFamily', plen, 2);
         af = u16(buf, p);
         break;
-      case D_STATS64:
+      case Slot.Stats64:
         s64At = p;
         s64End = p + plen;
         break;
-      case D_TUNTYPE:
+      case Slot.TunType:
         need('tunType', plen, 1);
         tunType = buf[p];
         break;
-      case D_TUNPORT:
+      case Slot.TunPort:
         need('tunPort', plen, 2);
         tunPort = (buf[p] << 8) | buf[p + 1];
         break;
-      case D_TUNFLAGS:
+      case Slot.TunFlags:
         need('tunFlags', plen, 2);
         tunFlags = u16(buf, p);
         break;
