@@ -14,6 +14,8 @@
  *       prints <prefix>.filled and <prefix>.capacity.
  *   unfill <lab.json> <prefix>
  *       removes them again; prints <prefix>.unfilled.
+ *   loop <fifo> <dir>
+ *       runs those commands read from the FIFO, one after the other (ipvs-bpf-rpc.ts).
  */
 import { readFileSync } from 'fs';
 import * as path from 'path';
@@ -21,6 +23,7 @@ import { FlowKey, L4Proto, layout } from '../../../src/bpf/abi';
 import { Flow, FlowTable, readStats } from '../../../src/bpf/flows';
 import { isNativeError, native } from '../../../src/bpf/native';
 import { readControlState } from '../../../src/daemon/kernel-bpf';
+import { commandLoop } from './ipvs-bpf-rpc';
 import type { FlowResult } from './ipvs-bpf-traffic';
 
 /** What the payload tells the probe about the topology (written by ipvs-bpf-e2e.sh). */
@@ -146,21 +149,25 @@ function unfill(facts: LabFacts, prefix: string): string[] {
   return [`${prefix}.unfilled=${n}`];
 }
 
-function main(argv: string[]): void {
+function command(argv: string[]): string[] {
   const [mode, labFile, prefix, flowsFile] = argv;
   const facts = JSON.parse(readFileSync(labFile, 'utf8')) as LabFacts;
-  const lines = mode === 'state' ? state(facts, prefix, flowsFile)
-    : mode === 'fill' ? fill(facts, prefix)
-      : mode === 'unfill' ? unfill(facts, prefix)
-        : (() => { throw new Error(`usage: state|fill|unfill <lab.json> <prefix> [flows.json] (got ${mode})`); })();
-  process.stdout.write(`${lines.join('\n')}\n`);
+  switch (mode) {
+    case 'state': return state(facts, prefix, flowsFile);
+    case 'fill': return fill(facts, prefix);
+    case 'unfill': return unfill(facts, prefix);
+    default: throw new Error(`usage: state|fill|unfill <lab.json> <prefix> [flows.json], or loop <fifo> <dir> (got ${mode})`);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'loop') await commandLoop(argv[1], argv[2], command);
+  else process.stdout.write(`${command(argv).join('\n')}\n`);
 }
 
 if (require.main === module) {
-  try {
-    main(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`ipvs-bpf-probe: ${(e as Error).message}\n`);
+  main(process.argv.slice(2)).catch((e: Error) => {
+    process.stderr.write(`ipvs-bpf-probe: ${e.message}\n`);
     process.exit(1);
-  }
+  });
 }

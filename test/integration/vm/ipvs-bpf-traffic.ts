@@ -6,20 +6,24 @@
  *   serve <name> <addr> <tcpPort> <udpPort>
  *       a real server that names itself: every TCP line and every UDP datagram is answered with
  *       "<name> <what came in>"; prints "listening" once both sockets are bound.
- *   flows <host> <tcpPort> <udpPort> <n> <dir>
+ *   flows <host> <tcpPort> <udpPort> <n> <dir> [<timeoutMs>]
  *       n TCP connections and n UDP flows (distinct source ports, all open at once), one round trip on
- *       each; writes <dir>/flows.json and <dir>/held, waits for <dir>/release, does a second round trip on
+ *       each (UDP flows then send a keep-alive datagram every 2 s while held); writes <dir>/flows.json and <dir>/held, waits for <dir>/release, does a second round trip on
  *       every connection (now carried by the fast path), closes TCP with RST (IPVS state CLOSE, short timeout),
  *       closes UDP, and rewrites <dir>/flows.json. Never retries a TCP connection (every one is a new IPVS
  *       connection, so the scheduler's spread is exact).
- *   long <host> <tcpPort> <seconds> <intervalMs> <dir>
- *       one TCP connection, one round trip every intervalMs for <seconds>; keeps <dir>/long.json current
- *       (local port, backend, round trips ok / failed, time of the last good one) and exits 0 when done.
+ *   long <host> <tcpPort> <intervalMs> <dir>
+ *       one TCP connection, one round trip every intervalMs until <dir>/stop exists (then one more);
+ *       keeps <dir>/long.json current (local port, backend, round trips ok / failed, time of the last good
+ *       one) and exits 0 when done.
+ *   loop <fifo> <dir>
+ *       runs flows and long commands read from the FIFO, one after the other (ipvs-bpf-rpc.ts).
  */
 import * as dgram from 'dgram';
 import { existsSync, renameSync, writeFileSync } from 'fs';
 import * as net from 'net';
 import * as path from 'path';
+import { commandLoop } from './ipvs-bpf-rpc';
 
 export interface FlowResult {
   proto: 'tcp' | 'udp';
@@ -53,8 +57,11 @@ function writeJson(file: string, v: unknown): void {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Per-flow patience (connect, answer; UDP retries within it): E2E_TIMEOUT_MS, default 15 s. */
-const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? '') || 15_000;
+/** Per-flow patience (connect, answer; UDP retries within it): default 15 s, flows' optional last argument. */
+const DEFAULT_TIMEOUT_MS = 15_000;
+let TIMEOUT_MS = DEFAULT_TIMEOUT_MS;
+/** A long-lived flow ends at <dir>/stop, or after this long at the latest. */
+const LONG_MAX_MS = 300_000;
 
 function serve(name: string, addr: string, tcpPort: number, udpPort: number): void {
   let ready = 0;
@@ -175,7 +182,10 @@ function udpAsk(sock: dgram.Socket, host: string, port: number, msg: string): Pr
   });
 }
 
-async function udpFlow(host: string, port: number, index: number, r: FlowResult): Promise<dgram.Socket | null> {
+/** Every UDP flow sends a datagram this often while it is held open, as a real UDP client would. */
+const UDP_KEEPALIVE_MS = 2000;
+
+async function udpFlow(host: string, port: number, index: number, r: FlowResult, pings: NodeJS.Timeout[]): Promise<dgram.Socket | null> {
   const t0 = Date.now();
   const sock = dgram.createSocket('udp4');
   try {
@@ -183,6 +193,8 @@ async function udpFlow(host: string, port: number, index: number, r: FlowResult)
     r.cport = sock.address().port;
     r.backend = answerOf(await udpAsk(sock, host, port, `udp ${index} first`), `udp ${index} first`);
     r.first = true;
+    // Keeps the flow (and IPVS's connection, whose UDP timeout is short in the test) alive until the release.
+    pings.push(setInterval(() => sock.send(`udp ${index} ping`, port, host), UDP_KEEPALIVE_MS));
     return sock;
   } catch (e) {
     r.error = (e as Error).message;
@@ -210,13 +222,15 @@ async function flows(host: string, tcpPort: number, udpPort: number, n: number, 
   };
   const tcp: (LineConn | null)[] = [];
   const udp: (dgram.Socket | null)[] = [];
+  const pings: NodeJS.Timeout[] = [];
   const idx = Array.from({ length: n }, (_, i) => i);
   await pool(idx, 8, async (i) => { tcp[i] = await tcpFlow(host, tcpPort, i, mk('tcp', i)); });
-  await pool(idx, 8, async (i) => { udp[i] = await udpFlow(host, udpPort, i, mk('udp', i)); });
+  await pool(idx, 8, async (i) => { udp[i] = await udpFlow(host, udpPort, i, mk('udp', i), pings); });
   results.sort((a, b) => (a.proto === b.proto ? a.index - b.index : a.proto.localeCompare(b.proto)));
   writeJson(file, results);
   writeFileSync(path.join(dir, 'held'), '');
   while (!existsSync(path.join(dir, 'release'))) await sleep(100);
+  for (const t of pings) clearInterval(t);
 
   const byKey = new Map(results.map((r) => [`${r.proto}${r.index}`, r]));
   await pool(idx, 8, async (i) => {
@@ -246,15 +260,18 @@ async function flows(host: string, tcpPort: number, udpPort: number, n: number, 
   writeJson(file, results);
 }
 
-async function long(host: string, port: number, seconds: number, intervalMs: number, dir: string): Promise<void> {
+async function long(host: string, port: number, intervalMs: number, dir: string): Promise<void> {
   const file = path.join(dir, 'long.json');
+  const stop = path.join(dir, 'stop');
   const started = Date.now();
   const r: LongResult = { cport: 0, backend: '', ok: 0, failed: 0, lastOkMs: 0, startedMs: started, done: false, error: '' };
   let c: LineConn | null = null;
   try {
     c = await LineConn.open(host, port, TIMEOUT_MS);
     r.cport = c.localPort;
-    for (let i = 0; Date.now() - started < seconds * 1000; i++) {
+    // One more round trip after the stop file appears: the flow works at the very end too.
+    for (let i = 0, last = false; !last && Date.now() - started < LONG_MAX_MS; i++) {
+      last = existsSync(stop);
       const t = Date.now();
       try {
         const b = answerOf(await c.ask(`long ${i}`, 5000), `long ${i}`);
@@ -267,7 +284,7 @@ async function long(host: string, port: number, seconds: number, intervalMs: num
         r.error = (e as Error).message;
       }
       writeJson(file, r);
-      await sleep(Math.max(0, intervalMs - (Date.now() - t)));
+      if (!last) await sleep(Math.max(0, intervalMs - (Date.now() - t)));
     }
   } catch (e) {
     r.error = (e as Error).message;
@@ -277,19 +294,30 @@ async function long(host: string, port: number, seconds: number, intervalMs: num
   writeJson(file, r);
 }
 
+function num(s: string | undefined): number {
+  const v = Number(s);
+  if (s === undefined || s === '' || !Number.isFinite(v)) throw new Error(`not a number: ${s}`);
+  return v;
+}
+
+/** One command (also what the command loop runs); returns what it prints. */
+async function command(argv: string[]): Promise<string[]> {
+  const [mode, ...a] = argv;
+  switch (mode) {
+    case 'flows':
+      TIMEOUT_MS = a[5] ? num(a[5]) : DEFAULT_TIMEOUT_MS;
+      await flows(a[0], num(a[1]), num(a[2]), num(a[3]), a[4]);
+      return [];
+    case 'long': await long(a[0], num(a[1]), num(a[2]), a[3]); return [];
+    default: throw new Error(`usage: serve|flows|long|loop ... (got ${mode})`);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [mode, ...a] = argv;
-  const num = (s: string | undefined): number => {
-    const v = Number(s);
-    if (!Number.isFinite(v)) throw new Error(`not a number: ${s}`);
-    return v;
-  };
-  switch (mode) {
-    case 'serve': serve(a[0], a[1], num(a[2]), num(a[3])); return;
-    case 'flows': await flows(a[0], num(a[1]), num(a[2]), num(a[3]), a[4]); return;
-    case 'long': await long(a[0], num(a[1]), num(a[2]), num(a[3]), a[4]); return;
-    default: throw new Error(`usage: serve|flows|long ... (got ${mode})`);
-  }
+  if (mode === 'serve') serve(a[0], a[1], num(a[2]), num(a[3]));
+  else if (mode === 'loop') await commandLoop(a[0], a[1], command);
+  else await command(argv);
 }
 
 if (require.main === module) {
