@@ -71,3 +71,15 @@ export function readControlState(controlFile = CONTROL_FILE): Record<string, str
 export function setBpfMode(on: boolean, sysctl = MODE_SYSCTL): void {
   writeFileSync(sysctl, on ? '1\n' : '0\n');
 }
+
+/**
+ * Map entries the patched IPVS currently owns, from its counters (no map copy): every insert and delete is
+ * counted, and a takeover replaces an older connection's entry without a delete (README, counters).
+ * null when the counters are not there (stock IPVS, unreadable file).
+ */
+export function ownedEntries(state: Record<string, string>): bigint | null {
+  const { inserts, deletes, takeovers } = state;
+  if (![inserts, deletes, takeovers].every((v) => v !== undefined && /^\d+$/.test(v))) return null;
+  const n = BigInt(inserts) - BigInt(deletes) - BigInt(takeovers);
+  return n < 0n ? 0n : n;
+}
