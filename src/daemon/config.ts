@@ -205,7 +205,7 @@ export function schemaLeaves(node: object = SCHEMA, prefix = ''): { path: string
 }
 
 /** Flags the daemon takes besides the configuration's own. */
-export const ACTION_FLAGS = ['check-config', 'help', 'version'] as const;
+export const ACTION_FLAGS = ['check-config', 'teardown', 'help', 'version'] as const;
 
 /** Splits argv into the daemon's action flags and the configuration flags; unknown flags are errors. */
 export function splitArgs(argv: readonly string[]): { actions: Set<string>; configArgs: string[] } {
@@ -297,10 +297,13 @@ function errorText(e: unknown): string {
 /** --help: usage and every setting with its flag, variable, default and doc. */
 export function helpText(program: string): string {
   const lines = [
-    `Usage: ${program} [--check-config] [--config FILE] [--<setting> VALUE ...]`,
+    `Usage: ${program} [--check-config | --teardown] [--config FILE] [--<setting> VALUE ...]`,
     '',
     'The ipvs-bpf daemon: keeps IPVS equal to the rule files, runs the BPF data path, serves D-Bus.',
     '  --check-config   validate the configuration and the rule files, print the result, and exit (0 = valid)',
+    '  --teardown       remove the BPF data path a stopped daemon leaves running: bpf_mode 0, map unregistered,',
+    '                   programs detached from every interface, pins removed (IPVS rules stay); refused while the',
+    '                   daemon runs; BPF-mode connections break',
     '  --help, -h       this text',
     '  --version        print the version',
     '',

@@ -212,3 +212,22 @@ export async function serveDbus(daemon: Daemon, log: Logger, which: 'system' | '
   }
   return { bus, close: () => bus.disconnect() };
 }
+
+/**
+ * Whether a daemon owns the well-known name on that bus (it is running). undefined when the bus does not
+ * answer within two seconds (no bus: nothing can be asked, and nothing serves there either).
+ */
+export async function daemonOnBus(which: 'system' | 'session'): Promise<boolean | undefined> {
+  const bus = which === 'system' ? systemBus() : sessionBus();
+  const failed = new Promise<undefined>((resolve) => bus.on('error', () => resolve(undefined)));
+  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000).unref());
+  const ask = bus.call(new Message({
+    destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus',
+    member: 'NameHasOwner', signature: 's', body: [BUS_NAME],
+  })).then((reply) => reply?.body[0] === true, () => undefined);
+  try {
+    return await Promise.race([ask, failed, timeout]);
+  } finally {
+    bus.disconnect();
+  }
+}

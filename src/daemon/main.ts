@@ -3,6 +3,8 @@
  * them, starts the data path, serves D-Bus (owning the bus name last: that is readiness for Type=dbus),
  * then reloads on SIGHUP and stops on SIGTERM/SIGINT, leaving IPVS and the data path running.
  *
+ * `--teardown` removes that data path (after `systemctl stop`); see teardown.ts.
+ *
  * Exit statuses: 0 stopped, 1 failed at run time, 78 (EX_CONFIG) bad configuration or rule files (the unit
  * does not restart on it: RestartPreventExitStatus=78).
  */
@@ -11,9 +13,10 @@ import { IpvsClient } from '../ipvs/netlink';
 import { ConfigError, helpText, loadConfig, splitArgs, type DaemonConfig } from './config';
 import { ChangeRefused, Daemon, VERSION } from './daemon';
 import { startDataPath } from './datapath';
-import { serveDbus, type DbusService } from './dbus';
+import { daemonOnBus, serveDbus, type DbusService } from './dbus';
 import { createLogger, type Logger } from './log';
 import { readRuleSet, RuleSourceError } from './rules';
+import { teardown } from './teardown';
 import { RuleFileError } from '../ipvs/rules';
 
 const PROGRAM = 'ipvs-bpf';
@@ -57,6 +60,30 @@ export function checkConfig(args: readonly string[], io: MainIo): number {
   }
 }
 
+/**
+ * --teardown: removes the data path a stopped daemon leaves in place (see teardown.ts). Refused while a
+ * daemon owns the bus name: it would attach everything again at its next reload or restart.
+ */
+export async function teardownMain(args: readonly string[], io: MainIo): Promise<number> {
+  let cfg: DaemonConfig;
+  try {
+    cfg = loadConfig({ args, env: io.env });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    io.err(`${PROGRAM}: configuration invalid: ${e.message}\n`);
+    return EX_CONFIG;
+  }
+  if (cfg.dbus.bus !== 'none' && (await daemonOnBus(cfg.dbus.bus))) {
+    io.err(`${PROGRAM}: the daemon is running (it owns org.ipvsbpf1 on the ${cfg.dbus.bus} bus); stop it first: systemctl stop ipvs-bpf\n`);
+    return 1;
+  }
+  const r = await teardown(cfg);
+  for (const line of r.done) io.out(`${line}\n`);
+  if (r.done.length === 0 && r.failed.length === 0) io.out('nothing to tear down\n');
+  for (const line of r.failed) io.err(`${PROGRAM}: teardown: ${line}\n`);
+  return r.failed.length ? 1 : 0;
+}
+
 export async function main(argv: readonly string[], io: MainIo = processIo): Promise<number> {
   let split;
   try {
@@ -76,6 +103,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     return 0;
   }
   if (actions.has('check-config')) return checkConfig(configArgs, io);
+  if (actions.has('teardown')) return teardownMain(configArgs, io);
 
   const load = (): DaemonConfig => loadConfig({ args: configArgs, env: io.env });
   let cfg: DaemonConfig;

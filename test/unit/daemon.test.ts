@@ -7,7 +7,7 @@ import { emptyStatus, MANAGER_PROPERTIES } from '../../src/daemon/dbus-api';
 import { fromSystemdLevel, toSystemdLevel } from '../../src/daemon/dbus';
 import { parseControlState } from '../../src/daemon/kernel-bpf';
 import { createLogger, humanLine, journalLine } from '../../src/daemon/log';
-import { checkConfig } from '../../src/daemon/main';
+import { checkConfig, teardownMain } from '../../src/daemon/main';
 import { expandRuleFiles, extraOps, readRuleSet, ruleSetFromTexts, summarizeOps } from '../../src/daemon/rules';
 import type { DaemonStatus } from '../../src/daemon/status';
 import { RuleFileError } from '../../src/ipvs/rules';
@@ -73,6 +73,16 @@ describe('configuration', () => {
     expect(() => splitArgs(['--mdoe', 'x'])).toThrow('unknown flag --mdoe');
     expect(() => splitArgs(['--mode'])).toThrow('--mode needs a value');
     expect(() => splitArgs(['stray'])).toThrow('unexpected argument');
+    expect(splitArgs(['--teardown', '--pin-dir', '/sys/fs/bpf/x'])).toEqual({ actions: new Set(['teardown']), configArgs: ['--pin-dir=/sys/fs/bpf/x'] });
+    expect(() => splitArgs(['--teardown=yes'])).toThrow('--teardown takes no value');
+  });
+
+  test('--teardown with a bad configuration touches nothing and exits 78', async () => {
+    let err = '';
+    const io = { out: () => undefined, err: (t: string) => void (err += t), env: NO_FILE };
+    expect(await teardownMain(['--mode=fast'], { ...io, env: {} })).toBe(78);
+    expect(err).toContain('configuration invalid: mode: must be one of the possible values');
+    expect(helpText('ipvs-bpf')).toContain('--teardown');
   });
 
   test('every setting is documented and reachable by a flag and a variable; --help lists them', () => {
