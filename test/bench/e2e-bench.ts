@@ -3,7 +3,7 @@
  * latency through IPVS-BPF (the patched IPVS in BPF mode + the daemon's tc/XDP data path) vs plain IPVS
  * NAT + iptables MASQUERADE with conntrack, in one lab-VM boot, rounds alternated (test/bench/e2e-payload.sh
  * describes the two paths). The C load generator and server (test/bench/e2e-*.c) are built here with the
- * host's cc into build/bench-e2e/, which the VM sees at the same path.
+ * host's clang into build/bench-e2e/, which the VM sees at the same path.
  *
  * Figures are medians over the rounds. Ratios: cps_ratio = bpf cps / plain cps, p99_ratio = plain p99 /
  * bpf p99 (both > 1 when bpf is better), of the medians; *_paired = the median of the per-round ratios. The
@@ -52,7 +52,8 @@ function buildTools(root: string): string {
   const out = path.join(root, 'build', 'bench-e2e');
   mkdirSync(out, { recursive: true });
   for (const name of ['e2e-loadgen', 'e2e-server']) {
-    execFileSync('cc', ['-O2', '-Wall', '-o', path.join(out, name), path.join(root, 'test', 'bench', `${name}.c`)], { stdio: 'inherit' });
+    // clang: scripts/setup.sh installs it (for the BPF objects); gcc need not be there
+    execFileSync('clang', ['-O2', '-Wall', '-o', path.join(out, name), path.join(root, 'test', 'bench', `${name}.c`)], { stdio: 'inherit' });
   }
   return out;
 }
