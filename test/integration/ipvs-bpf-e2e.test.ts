@@ -8,7 +8,7 @@
  * a long-lived TCP flow carried by XDP past IPVS's idle timeout; map full; map absent (fallback nat, drop).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { FlowResult, LongResult } from './vm/ipvs-bpf-traffic';
 import { patchedIpvsModules } from '../lab/patched-modules';
@@ -24,6 +24,7 @@ const SMOKE_CHECKS = 39;
 
 let outDir = '';
 let consoleTail = '';
+let tools = '';
 const kv = new Map<string, string>();
 
 /** A recorded figure; a missing one fails with where to look. */
@@ -68,7 +69,7 @@ function allOk(phase: string, n: number): FlowResult[] {
 beforeAll(async () => {
   execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'test/integration/vm/ipvs-bpf.tsconfig.json')], { cwd: ROOT, stdio: 'pipe' });
   // The smoke test's helper, where the VM sees it (the host's / is its read-only lower layer).
-  const tools = mkdtempSync('/var/tmp/ipvs-bpf-e2e-');
+  tools = mkdtempSync('/var/tmp/ipvs-bpf-e2e-');
   const ctl = path.join(tools, 'ipvs-bpf-ctl');
   execFileSync('gcc', ['-O2', '-Wall', '-o', ctl, path.join(ROOT, 'kernel-patch/tools/ipvs-bpf-ctl.c')], { stdio: 'pipe' });
   const r = await runInVm({
@@ -88,6 +89,10 @@ beforeAll(async () => {
   }
   process.stdout.write(`ipvs-bpf-e2e: VM ${Math.round(r.durationMs / 1000)} s (boot ${Math.round((r.timing?.bootToPayloadMs ?? 0) / 1000)} s), exit ${r.exitCode}, out ${outDir}\n`);
   if (r.exitCode !== 0) throw new Error(`VM payload failed (exit ${r.exitCode}${r.error ? `, ${r.error}` : ''}); results so far:\n${[...kv].map(([k, v]) => `${k}=${v}`).join('\n').slice(-3000)}\nconsole tail:\n${consoleTail}`);
+});
+
+afterAll(() => {
+  if (tools) rmSync(tools, { recursive: true, force: true });
 });
 
 test('kernel-patch/test/vm-smoke.sh passes every check (hand-over errnos, entries, expiry, detach, fallbacks)', () => {
@@ -216,6 +221,7 @@ test('map full: connections still work through the fallback (plain NAT) and are 
   const fs = allOk('full', 6);
   const conns = fs.filter(remote).length;
   figures('map full', [
+    ['connections owning entries before the fill', fig('full.conns_before'), 0],
     ['map filled to capacity', fig('full.filled') + fig('full_a.map.entries'), fig('full.capacity')],
     ['kernel map_full (delta)', delta('kernel.map_full', 'full_a', 'full_b'), conns],
     ['kernel fallbacks (delta)', delta('kernel.fallbacks', 'full_a', 'full_b'), conns],

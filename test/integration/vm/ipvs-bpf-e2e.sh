@@ -274,6 +274,9 @@ cp "$W/long/long.json" "$OUT/long.json"
 # ---------------------------------------------------------------- full: the map is full
 phase full
 ipvsadm --set 120 5 10
+# the long flow's connection (CLOSE after its RST) must be gone first, or its expiry frees room in the full map
+for ((i = 0; i < 60; i++)); do [ "$(counter conns)" = 0 ] && break; nap 0.5; done
+kv full.conns_before "$(counter conns)"
 probe fill "$W/lab.json" full
 probe state "$W/lab.json" full_a
 run_flows full 6 true
