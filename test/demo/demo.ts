@@ -6,7 +6,7 @@
  * one JSON object: mode, requests, ok, backends (responses per real server), nf_conntrack_entries,
  * bpf_map_entries and the data-path figures. Exit status 1 unless every request was answered.
  *
- * Environment: DEMO_MODE (bpf | ipvs: plain IPVS NAT with the stock modules, for comparison),
+ * Environment: DEMO_MODE (bpf | ipvs: plain IPVS NAT + MASQUERADE with the stock modules, for comparison),
  * DEMO_REQUESTS (200), DEMO_CONCURRENCY (4).
  */
 import { existsSync, readFileSync } from 'node:fs';

@@ -2,7 +2,8 @@
 # The demo inside the lab VM. This host is the load balancer (VIP 10.0.0.100, the shared topology of
 # test/lab/topology.sh): a client namespace -> the VIP -> two real-server namespaces. The daemon
 # bin/ipvs-bpf runs as a user would run it, from a configuration file: mode $DEMO_MODE (bpf: the patched
-# IPVS + tc/XDP data path, SNAT 10.9.0.1; ipvs: plain IPVS NAT), the rules of examples/demo.rules.
+# IPVS + tc/XDP data path, SNAT 10.9.0.1; ipvs: plain IPVS NAT + iptables MASQUERADE, the conntrack-based
+# equivalent), the rules of examples/demo.rules.
 # Results for the host go to $LAB_OUT: client.json, nf_conntrack_count, conntrack_control, datapath.json.
 set -euo pipefail
 say() { printf '\n== %s\n' "$*"; }
@@ -33,6 +34,13 @@ control=$(topo_conntrack_count)
 echo "$control" >"$LAB_OUT/conntrack_control"
 say "nf_conntrack is active in the LB netns: $control entry(s) after one UDP datagram to the LB; flushing them"
 conntrack -F >/dev/null 2>&1 || true
+if [ "$MODE" = ipvs ]; then
+  # the plain equivalent of bpf mode's SNAT: IPVS NAT + iptables MASQUERADE towards the real servers, which
+  # needs IPVS to keep conntrack (net.ipv4.vs.conntrack=1, as kube-proxy's IPVS mode sets it)
+  say "plain comparison: net.ipv4.vs.conntrack=1 + MASQUERADE towards the real servers"
+  sysctl -w net.ipv4.vs.conntrack=1
+  iptables -t nat -A POSTROUTING -d 10.2.0.0/16 -j MASQUERADE
+fi
 
 say "starting the real servers (node, HTTP on :8080 in be1, be2)"
 for i in 1 2; do
