@@ -93,12 +93,10 @@ topo_up
 topo_tx_csum_off
 kv topo.lb_ifs "${TOPO_LB_IFS[*]}"
 # Every node start reads node and its modules over 9p and takes seconds of emulated CPU: start the
-# long-lived ones now, and read the daemon's modules once, while the smoke test (shell tools) runs.
+# long-lived servers now, while the smoke test (shell tools) runs.
 ip netns exec be1 node "$TRAFFIC" serve be1 0.0.0.0 8080 8053 >"$OUT/be1.log" 2>&1 &
 ip netns exec be2 node "$TRAFFIC" serve be2 0.0.0.0 8080 8053 >"$OUT/be2.log" 2>&1 &
 node "$TRAFFIC" serve local "$TOPO_LOCAL_RS" 8080 8053 >"$OUT/local.log" 2>&1 &
-node -e 'require(process.argv[1])' "$PWD/dist/src/daemon/main.js" >/dev/null 2>&1 &
-prewarm=$!
 
 # ---------------------------------------------------------------- smoke
 if [ -n "${E2E_SMOKE_CTL:-}" ]; then
@@ -127,7 +125,6 @@ done
 kv servers.up_ms "$(ms)"
 rpc_start client 8 ip netns exec client node "$TRAFFIC"
 rpc_start probe 7 node "$PROBE"
-wait $prewarm
 
 cat >"$W/rules" <<EOF
 -A -t $VIP:80 -s rr
