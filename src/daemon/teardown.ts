@@ -9,7 +9,7 @@
  * switch back are plain IPVS NAT and are not affected. Each step is skipped when there is nothing to
  * undo, so teardown is idempotent; a step that fails is reported and the others still run.
  */
-import { existsSync, readdirSync, rmdirSync } from 'fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'fs';
 import * as path from 'path';
 import type { DaemonConfig } from './config';
 import { controlCommand, hasBpfMode, KernelControlError, MODE_SYSCTL, readControlState, setBpfMode } from './kernel-bpf';
@@ -39,7 +39,7 @@ export async function teardown(cfg: DaemonConfig): Promise<TeardownResult> {
   // 1. The kernel: back to plain IPVS first (new connections get no entries), then unregister the map.
   if (hasBpfMode()) {
     step('bpf_mode 0', () => {
-      if (!existsSync(MODE_SYSCTL)) return undefined;
+      if (!existsSync(MODE_SYSCTL) || readFileSync(MODE_SYSCTL, 'utf8').trim() === '0') return undefined;
       setBpfMode(false);
       return 'net.ipv4.vs.bpf_mode = 0';
     });
