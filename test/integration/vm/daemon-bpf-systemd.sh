@@ -1,0 +1,183 @@
+#!/bin/bash
+# Runs in the lab VM under real systemd with the patched IPVS modules (init: 'systemd', extraModules), as root:
+# the daemon in mode ipvs and then bpf on the shared topology (test/lab/topology.sh), restarted, stopped and
+# started under a live checksummed TCP stream (daemon-stream.ts) from the client namespace through the VIP;
+# a broken configuration while a flow is live; then `ipvs-bpf --teardown`. Records each step's stdout,
+# stderr and exit status under $LAB_OUT/bpfd/<step>.{out,err,rc}, data-path snapshots as
+# <snap>.{net,prog,map}.json + <snap>.proc, and stream verdicts as <stream>.json, for
+# test/integration/daemon-bpf-systemd.test.ts to judge.
+set -u
+out=$LAB_OUT/bpfd
+mkdir -p "$out"
+PIN=/sys/fs/bpf/ipvs-bpf
+M=(org.ipvsbpf1 /org/ipvsbpf1 org.ipvsbpf1.Manager)
+STREAM=(node dist/test/integration/vm/daemon-stream.js)
+
+rec() { # rec <step> <command...>
+  local step=$1
+  shift
+  "$@" >"$out/$step.out" 2>"$out/$step.err"
+  echo $? >"$out/$step.rc"
+}
+note() { echo "bpfd: $*" >&2; }
+# snap <name>: what runs in the kernel: attachments, programs and maps with their pins, the control file.
+snap() {
+  bpftool -j net show >"$out/$1.net.json" 2>&1
+  bpftool -j -f prog show >"$out/$1.prog.json" 2>&1
+  bpftool -j -f map show >"$out/$1.map.json" 2>&1
+  { cat /proc/net/ip_vs_bpf; echo "sysctl_bpf_mode $(sysctl -n net.ipv4.vs.bpf_mode)"
+    echo "ct_entries $(bpftool -j map dump pinned $PIN/ipvs_ct_v1 2>/dev/null | jq length 2>/dev/null || echo none)"
+    echo "pins $(ls $PIN 2>/dev/null | tr '\n' ' ')"; } >"$out/$1.proc" 2>&1
+}
+# The stream's status file, field $2 (sent, recv, done).
+field() { jq -r ".$2 // empty" "/tmp/$1.status" 2>/dev/null; }
+stream_start() { # stream_start <name>: a paced (256 KiB/s) echo stream client -> VIP:80
+  rm -f "/tmp/$1.status"
+  ip netns exec client "${STREAM[@]}" client "$TOPO_VIP" 80 "/tmp/$1.status" 256 &
+  eval "pid_$1=$!"
+}
+# wait_recv <name> <bytes>: until that many bytes came back (or the stream ended, or 120 s).
+wait_recv() {
+  local i r
+  for i in $(seq 1 600); do
+    r=$(field "$1" recv)
+    [ -n "$r" ] && [ "$r" -ge "$2" ] && return 0
+    [ "$(field "$1" done)" = true ] && { note "$1 ended early: $(cat "/tmp/$1.status")"; return 1; }
+    sleep 0.2
+  done
+  note "$1: $2 bytes not echoed in 120 s: $(cat "/tmp/$1.status" 2>/dev/null)"
+  return 1
+}
+# progress <name> <step> <bytes>: records that <bytes> more came back after now (step.rc 0) or not.
+progress() {
+  local from
+  from=$(field "$1" recv)
+  from=${from:-0}
+  wait_recv "$1" $((from + $3)) >"$out/$2.out" 2>"$out/$2.err"
+  echo $? >"$out/$2.rc"
+}
+stream_finish() { # stream_finish <name>: SIGUSR1 (a last MiB, then the end), wait for the verdict
+  local pid i
+  pid=$(eval echo "\$pid_$1")
+  kill -USR1 "$pid"
+  for i in $(seq 1 600); do
+    [ "$(field "$1" done)" = true ] && break
+    sleep 0.2
+  done
+  wait "$pid"
+  cp "/tmp/$1.status" "$out/$1.json" 2>/dev/null || echo '{"error":"no status"}' >"$out/$1.json"
+}
+config() { # config <mode> [extra JSON members]
+  cat >/etc/ipvs-bpf/config.json <<EOF
+{
+  "rules": ["/etc/ipvs-bpf/rules"],
+  "mode": "$1",
+  "interfaces": ["c-lb", "b1-lb", "b2-lb"],
+  "snat": { "addresses": ["$TOPO_SNAT"] },
+  "statusInterval": 1${2:+,
+  $2}
+}
+EOF
+}
+
+# The journal is wanted however far the payload gets.
+trap 'journalctl -u ipvs-bpf --no-pager -o short >"$out/journal.txt" 2>&1' EXIT
+systemctl is-system-running --wait >/dev/null 2>&1
+# shellcheck source=../../lab/topology.sh
+source test/lab/topology.sh
+topo_up
+topo_tx_csum_off
+# conntrack is only active in a netns once something asks for it: count what it sees of each mode's flows.
+# IPVS confirms conntrack entries of its connections only with net.ipv4.vs.conntrack=1 (else they never show);
+# BPF mode ignores it for the connections it creates, which is the contrast the checks look for.
+iptables -A FORWARD -m conntrack --ctstate NEW,ESTABLISHED,RELATED,UNTRACKED -j ACCEPT
+sysctl -qw net.ipv4.vs.conntrack=1
+for ns in "${TOPO_BACKEND_NS[@]}"; do ip netns exec "$ns" "${STREAM[@]}" server 80 & done
+rec install bash scripts/install-service.sh  # npm run install-service is checked by daemon-systemd.sh
+cat >/etc/ipvs-bpf/rules <<EOF
+-A -t $TOPO_VIP:80 -s rr
+-a -t $TOPO_VIP:80 -r ${TOPO_BACKENDS[0]}:80 -m -w 1
+-a -t $TOPO_VIP:80 -r ${TOPO_BACKENDS[1]}:80 -m -w 1
+EOF
+config ipvs
+for ns in "${TOPO_BACKEND_NS[@]}"; do topo_wait_listen "$ns" tcp 80; done
+
+# --- 1. mode ipvs (the patched module with bpf_mode 0 is plain IPVS): restart and stop+start under a stream
+rec ipvs-start systemctl start ipvs-bpf
+rec ipvs-mode busctl get-property "${M[@]}" Mode
+stream_start s1
+rec s1-first wait_recv s1 $((1 << 20))
+rec ipvs-restart systemctl restart ipvs-bpf
+progress s1 s1-after-restart $((1 << 20))
+rec ipvs-stop systemctl stop ipvs-bpf
+progress s1 s1-while-stopped $((512 << 10))
+rec ipvs-start2 systemctl start ipvs-bpf
+progress s1 s1-after-start $((1 << 20))
+rec s1-conntrack conntrack -L -s "$TOPO_CLIENT" -d "$TOPO_VIP"
+stream_finish s1
+
+# --- 2. mode bpf: switched on by a restart (mode is a restart-only setting)
+config bpf
+rec bpf-restart-to systemctl restart ipvs-bpf
+rec bpf-active systemctl is-active ipvs-bpf
+# Without a running bpf mode every later step would only wait for its timeout.
+[ "$(cat "$out/bpf-restart-to.rc")" = 0 ] || { note "bpf mode did not start; see journal.txt"; exit 0; }
+# the namespace ends accept what the LB's XDP transmits into the veths (as ipvs-bpf-e2e.sh: after the daemon)
+topo_xdp_peers
+snap bpf-start
+for p in Mode ModeReason Interfaces FlowCount DataPathCounters KernelCounters; do
+  rec "bpf-prop-$p" busctl --json=short get-property "${M[@]}" "$p"
+done
+stream_start s2
+rec s2-first wait_recv s2 $((1 << 20))
+sleep 2 # two status refreshes (statusInterval 1)
+rec bpf-status ipvs-bpfctl status
+rec bpf-status-json ipvs-bpfctl status -o json
+rec bpf-flows busctl --json=short call "${M[@]}" ListFlows
+snap s2-before
+rec bpf-restart systemctl restart ipvs-bpf
+snap s2-restarted
+progress s2 s2-after-restart $((1 << 20))
+rec bpf-stop systemctl stop ipvs-bpf
+rec bpf-stopped-active systemctl is-active ipvs-bpf
+snap s2-stopped
+progress s2 s2-while-stopped $((1 << 20))
+rec bpf-start2 systemctl start ipvs-bpf
+snap s2-started
+progress s2 s2-after-start $((1 << 20))
+rec s2-conntrack conntrack -L -s "$TOPO_CLIENT" -d "$TOPO_VIP"
+stream_finish s2
+sleep 2
+rec bpf-status-after ipvs-bpfctl status -o json
+
+# --- 3. a broken configuration while a flow is live: the restart fails, the data path carries on
+stream_start s3
+rec s3-first wait_recv s3 $((1 << 20))
+snap s3-before
+cp /etc/ipvs-bpf/config.json /tmp/config.good
+config bpf '"xdp": { "mode": "turbo" }'
+rec bad-restart systemctl restart ipvs-bpf
+sleep 3
+rec bad-active systemctl is-active ipvs-bpf
+rec bad-restarts systemctl show -P NRestarts ipvs-bpf
+rec bad-status systemctl show -P ExecMainStatus ipvs-bpf
+snap s3-bad
+progress s3 s3-after-bad $((1 << 20))
+cp /tmp/config.good /etc/ipvs-bpf/config.json
+rec good-start systemctl start ipvs-bpf
+snap s3-good
+progress s3 s3-after-good $((512 << 10))
+stream_finish s3
+
+# --- 4. teardown: refused while the daemon runs; after stop it removes the data path; idempotent
+rec teardown-running /usr/local/sbin/ipvs-bpf --teardown
+rec final-stop systemctl stop ipvs-bpf
+rec teardown /usr/local/sbin/ipvs-bpf --teardown
+snap torn-down
+rec teardown-again /usr/local/sbin/ipvs-bpf --teardown
+# plain IPVS still serves the VIP, and conntrack sees the flow again
+stream_start s4
+rec s4-first wait_recv s4 $((256 << 10))
+rec s4-conntrack conntrack -L -s "$TOPO_CLIENT" -d "$TOPO_VIP"
+stream_finish s4
+exit 0
