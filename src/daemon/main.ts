@@ -35,15 +35,20 @@ const processIo: MainIo = {
 };
 
 /** --check-config: the configuration and every rule file; prints what it found. */
-export function checkConfig(args: readonly string[], io: MainIo): number {
-  let cfg: DaemonConfig;
+/** The configuration, or EX_CONFIG after saying on stderr why it is invalid (the one-shot actions' way). */
+function configOrReport(args: readonly string[], io: MainIo): DaemonConfig | typeof EX_CONFIG {
   try {
-    cfg = loadConfig({ args, env: io.env });
+    return loadConfig({ args, env: io.env });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     io.err(`${PROGRAM}: configuration invalid: ${e.message}\n`);
     return EX_CONFIG;
   }
+}
+
+export function checkConfig(args: readonly string[], io: MainIo): number {
+  const cfg = configOrReport(args, io);
+  if (cfg === EX_CONFIG) return EX_CONFIG;
   try {
     const rules = readRuleSet(cfg.rules);
     const dests = rules.services.reduce((n, s) => n + s.destinations.length, 0);
@@ -65,14 +70,8 @@ export function checkConfig(args: readonly string[], io: MainIo): number {
  * daemon owns the bus name: it would attach everything again at its next reload or restart.
  */
 export async function teardownMain(args: readonly string[], io: MainIo): Promise<number> {
-  let cfg: DaemonConfig;
-  try {
-    cfg = loadConfig({ args, env: io.env });
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    io.err(`${PROGRAM}: configuration invalid: ${e.message}\n`);
-    return EX_CONFIG;
-  }
+  const cfg = configOrReport(args, io);
+  if (cfg === EX_CONFIG) return EX_CONFIG;
   if (cfg.dbus.bus !== 'none' && (await daemonOnBus(cfg.dbus.bus))) {
     io.err(`${PROGRAM}: the daemon is running (it owns org.ipvsbpf1 on the ${cfg.dbus.bus} bus); stop it first: systemctl stop ipvs-bpf\n`);
     return 1;
