@@ -55,8 +55,11 @@ export function sameDestAttrs(a: Destination, b: Destination): boolean {
 
 /** The ops that turn `current` into `desired` (ServiceState[] is accepted for current; counters are ignored). */
 export function reconcile(current: readonly DesiredService[], desired: readonly DesiredService[]): IpvsOp[] {
-  const aligned = reconcileAligned(current, desired);
-  if (aligned) return aligned;
+  return reconcileAligned(current, desired) ?? reconcileByKey(current, desired);
+}
+
+/** The general comparison, by key strings: the definition the aligned fast path must match exactly. */
+export function reconcileByKey(current: readonly DesiredService[], desired: readonly DesiredService[]): IpvsOp[] {
   const ops: IpvsOp[] = [];
   const currentById = new Map(current.map((s) => [serviceKeyId(s.key), s]));
   const desiredIds = new Set<string>();

@@ -1,58 +1,17 @@
 /**
  * reconcile() takes a string-free path when both tables name the same services in the same order; it must
- * give exactly what the general comparison gives (written out here as the definition), also for tables with
+ * give exactly what the general comparison gives (reconcileByKey, the definition), also for tables with
  * a real server or a service named twice, shared objects, and every kind of small edit.
  */
-import { reconcile, sameDestAttrs, sameServiceAttrs } from '../../src/ipvs/reconcile';
-import { destinationOnly, serviceOnly } from '../../src/ipvs/rules/simulate';
+import { reconcile, reconcileByKey } from '../../src/ipvs/reconcile';
 import {
   type Destination,
   type DesiredService,
   type IpvsOp,
   NO_SERVICE_FLAGS,
   NO_TUNNEL_FLAGS,
-  destinationId,
   serviceKeyId,
 } from '../../src/ipvs/model';
-
-/** The general comparison, by key strings (the definition reconcile() follows). */
-function reference(current: readonly DesiredService[], desired: readonly DesiredService[]): IpvsOp[] {
-  const ops: IpvsOp[] = [];
-  const currentById = new Map(current.map((s) => [serviceKeyId(s.key), s]));
-  const desiredIds = new Set<string>();
-  for (const s of desired) {
-    const id = serviceKeyId(s.key);
-    if (desiredIds.has(id)) throw new Error(`desired state names service ${id} twice`);
-    desiredIds.add(id);
-  }
-  for (const s of current) if (!desiredIds.has(serviceKeyId(s.key))) ops.push({ op: 'delete-service', key: { ...s.key } });
-  const added: IpvsOp[] = [];
-  for (const want of desired) {
-    const have = currentById.get(serviceKeyId(want.key));
-    if (have === undefined) {
-      added.push({ op: 'add-service', service: serviceOnly(want) });
-      for (const d of want.destinations) added.push({ op: 'add-dest', service: { ...want.key }, dest: destinationOnly(d) });
-      continue;
-    }
-    if (!sameServiceAttrs(have, want)) ops.push({ op: 'edit-service', service: serviceOnly(want) });
-    const haveDests = new Map(have.destinations.map((d) => [destinationId(d), d]));
-    const wantIds = new Set(want.destinations.map((d) => destinationId(d)));
-    for (const d of have.destinations) {
-      if (!wantIds.has(destinationId(d))) {
-        ops.push({ op: 'delete-dest', service: { ...want.key }, dest: { family: d.family, address: d.address, port: d.port } });
-      }
-    }
-    const adds: IpvsOp[] = [];
-    for (const d of want.destinations) {
-      const old = haveDests.get(destinationId(d));
-      if (old === undefined) adds.push({ op: 'add-dest', service: { ...want.key }, dest: destinationOnly(d) });
-      else if (!sameDestAttrs(old, d)) ops.push({ op: 'edit-dest', service: { ...want.key }, dest: destinationOnly(d) });
-    }
-    ops.push(...adds);
-  }
-  ops.push(...added);
-  return ops;
-}
 
 function outcome(f: () => IpvsOp[]): string {
   try {
@@ -125,8 +84,8 @@ describe('reconcile on aligned tables equals the general comparison', () => {
       if (rnd(15) === 0 && desired.length > 1) desired.reverse();
       const aligned = current.length === desired.length && current.every((s, i) => serviceKeyId(s.key) === serviceKeyId(desired[i].key));
       if (aligned) fast++;
-      expect(outcome(() => reconcile(current, desired))).toBe(outcome(() => reference(current, desired)));
-      const self = outcome(() => reference(current, current));
+      expect(outcome(() => reconcile(current, desired))).toBe(outcome(() => reconcileByKey(current, desired)));
+      const self = outcome(() => reconcileByKey(current, current));
       if (self !== '[]') twinsWithEdits++;
       expect(outcome(() => reconcile(current, current))).toBe(self);
     }
