@@ -133,6 +133,7 @@ Napi::Value Layout(const Napi::CallbackInfo &info) {
   pin.Set("dir", IPVS_BPF_PIN_DIR);
   pin.Set("ctMap", IPVS_BPF_CT_MAP_NAME);
   pin.Set("statsMap", IPVS_BPF_STATS_MAP_NAME);
+  pin.Set("devMap", IPVS_BPF_DEV_MAP_NAME);
   pin.Set("xdp", IPVS_BPF_PIN_XDP);
   pin.Set("tcEgress", IPVS_BPF_PIN_TC_EGRESS);
   pin.Set("tcIngress", IPVS_BPF_PIN_TC_INGRESS);
@@ -145,6 +146,8 @@ Napi::Value Layout(const Napi::CallbackInfo &info) {
   cfg.Set("default", IPVS_BPF_CFG_DEFAULT);
   r.Set("cfg", cfg);
   r.Set("defaultEntries", IPVS_BPF_CT_DEFAULT_ENTRIES);
+  r.Set("statsSlots", IPVS_BPF_STATS_SLOTS);
+  r.Set("devMapEntries", IPVS_BPF_DEV_MAP_ENTRIES);
   return r;
 }
 
@@ -156,7 +159,65 @@ struct Obj {
 std::map<uint32_t, Obj> g_objs;
 uint32_t g_next_obj = 1;
 
+// Before load: every map the object pins by name whose pin exists is reused (bpf_map__reuse_fd), after
+// checking that the pinned map is the one the object defines. A difference is an ABI change: the error
+// names the map and each differing property (err.map, err.differences) and nothing is loaded.
+void ReusePinnedMaps(Napi::Env env, struct bpf_object *obj, const std::string &path) {
+  struct bpf_map *m;
+  bpf_object__for_each_map(m, obj) {
+    if (!bpf_map__pin_path(m)) continue;
+    const std::string pin = bpf_map__pin_path(m), name = bpf_map__name(m);  // obj may be closed below
+    int fd = bpf_obj_get(pin.c_str());
+    if (fd < 0) {
+      if (errno == ENOENT) continue;  // first load: libbpf creates and pins it
+      int e = errno;
+      bpf_object__close(obj);
+      Throw(env, e, "open pinned map " + pin);
+    }
+    struct bpf_map_info mi;
+    __u32 len = sizeof(mi);
+    memset(&mi, 0, sizeof(mi));
+    if (bpf_obj_get_info_by_fd(fd, &mi, &len)) {
+      int e = errno;
+      close(fd);
+      bpf_object__close(obj);
+      Throw(env, e, "map info of pinned " + pin);
+    }
+    std::vector<std::string> diff;
+    auto cmp = [&diff](const char *what, unsigned long pinned, unsigned long wanted) {
+      if (pinned != wanted)
+        diff.push_back(std::string(what) + " " + std::to_string(pinned) + " pinned, " + std::to_string(wanted) + " in the object");
+    };
+    cmp("type", mi.type, bpf_map__type(m));
+    cmp("key size", mi.key_size, bpf_map__key_size(m));
+    cmp("value size", mi.value_size, bpf_map__value_size(m));
+    cmp("max entries", mi.max_entries, bpf_map__max_entries(m));
+    // the kernel marks device maps read-only for programs itself (their values are device references)
+    __u32 flags = mi.map_flags;
+    if (mi.type == BPF_MAP_TYPE_DEVMAP || mi.type == BPF_MAP_TYPE_DEVMAP_HASH) flags &= ~BPF_F_RDONLY_PROG;
+    cmp("flags", flags, bpf_map__map_flags(m));
+    int err = diff.empty() ? bpf_map__reuse_fd(m, fd) : 0;
+    close(fd);  // reuse_fd keeps its own duplicate
+    if (!diff.empty() || err) {
+      bpf_object__close(obj);
+      if (err) Throw(env, err, "reuse pinned map " + name);
+      std::string msg = "pinned map " + name + " (" + pin + ") differs from its definition in " + path + ": ";
+      for (size_t i = 0; i < diff.size(); i++) msg += (i ? ", " : "") + diff[i];
+      Napi::Error e = Napi::Error::New(env, msg);
+      e.Set("errno", Napi::Number::New(env, EINVAL));
+      e.Set("code", Napi::String::New(env, "EINVAL"));
+      e.Set("map", Napi::String::New(env, name));
+      Napi::Array d = Napi::Array::New(env, diff.size());
+      for (size_t i = 0; i < diff.size(); i++) d.Set(i, Napi::String::New(env, diff[i]));
+      e.Set("differences", d);
+      throw e;
+    }
+  }
+}
+
 // loadObject(path, { pinRoot?, maxEntries?: {map: n}, rodata?: {section: Buffer}, programs?: [names to load] })
+// Maps pinned by name under pinRoot (libbpf's default: /sys/fs/bpf) are reused when their pin exists
+// (ReusePinnedMaps), else created and pinned.
 Napi::Value LoadObject(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string path = Str(info[0]);
@@ -224,6 +285,9 @@ Napi::Value LoadObject(const Napi::CallbackInfo &info) {
       bpf_program__set_autoload(p, keep);
     }
   }
+  g_capture = false;
+  ReusePinnedMaps(env, obj, path);  // closes obj when it throws
+  g_capture = true;
   int err = bpf_object__load(obj);
   g_capture = false;
   if (err) {
@@ -315,6 +379,20 @@ Napi::Value ProgInfo(const Napi::CallbackInfo &info) {
   char tag[17];
   for (int i = 0; i < 8; i++) snprintf(tag + 2 * i, 3, "%02x", pi.tag[i]);
   r.Set("tag", tag);
+  // the maps the program uses (a second call with room for their ids)
+  std::vector<__u32> ids(pi.nr_map_ids);
+  if (pi.nr_map_ids) {
+    struct bpf_prog_info p2;
+    memset(&p2, 0, sizeof(p2));
+    p2.nr_map_ids = ids.size();
+    p2.map_ids = (__u64)(unsigned long)ids.data();
+    len = sizeof(p2);
+    if (bpf_obj_get_info_by_fd(I32(info[0]), &p2, &len)) Throw(env, errno, "prog info (map ids)");
+    ids.resize(std::min<size_t>(ids.size(), p2.nr_map_ids));
+  }
+  Napi::Array mapIds = Napi::Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); i++) mapIds.Set(i, Napi::Number::New(env, ids[i]));
+  r.Set("mapIds", mapIds);
   return r;
 }
 
@@ -338,6 +416,12 @@ Napi::Value MapInfo(const Napi::CallbackInfo &info) {
 Napi::Value ProgGetFdById(const Napi::CallbackInfo &info) {
   int fd = bpf_prog_get_fd_by_id(U32(info[0]));
   if (fd < 0) Throw(info.Env(), errno, "prog fd by id");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value MapGetFdById(const Napi::CallbackInfo &info) {
+  int fd = bpf_map_get_fd_by_id(U32(info[0]));
+  if (fd < 0) Throw(info.Env(), errno, "map fd by id");
   return Napi::Number::New(info.Env(), fd);
 }
 
@@ -403,6 +487,18 @@ Napi::Value XdpAttach(const Napi::CallbackInfo &info) {
   if (bpf_xdp_attach(ifindex, fd, XdpModeFlag(mode), nullptr))
     Throw(env, errno, "attach XDP (" + mode + ") to ifindex " + std::to_string(ifindex));
   return Napi::String::New(env, mode);
+}
+
+// xdpReplace(ifindex, fd, oldFd, mode: 'native'|'generic'): swaps the attached program atomically, and only
+// if it still is oldFd's program (XDP_FLAGS_REPLACE; EEXIST when another one is attached by now).
+Napi::Value XdpReplace(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int ifindex = I32(info[0]), fd = I32(info[1]);
+  std::string mode = Str(info[3]);
+  LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = I32(info[2]));
+  if (bpf_xdp_attach(ifindex, fd, XdpModeFlag(mode) | XDP_FLAGS_REPLACE, &o))
+    Throw(env, errno, "replace XDP (" + mode + ") on ifindex " + std::to_string(ifindex));
+  return env.Undefined();
 }
 
 Napi::Value XdpDetach(const Napi::CallbackInfo &info) {
@@ -660,10 +756,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   E("progInfo", ProgInfo)
   E("mapInfo", MapInfo)
   E("progGetFdById", ProgGetFdById)
+  E("mapGetFdById", MapGetFdById)
   E("ifIndex", IfIndex)
   E("netnsEnter", NetnsEnter)
   E("netnsRestore", NetnsRestore)
   E("xdpAttach", XdpAttach)
+  E("xdpReplace", XdpReplace)
   E("xdpDetach", XdpDetach)
   E("xdpQuery", XdpQuery)
   E("tcAttach", TcAttach)

@@ -60,7 +60,7 @@ function main() {
     for (const name of wanted) {
       const dir = path.join(tmp, name.replace(/[^a-z0-9+-]/gi, '_'));
       build(name, VARIANTS[name], dir);
-      const b = openBenchDatapath(`/sys/fs/bpf/ipvs-bpf-parts-${process.pid}-${open.length}`, dir);
+      const b = openBenchDatapath(`/sys/fs/bpf/ipvs-bpf-parts-${process.pid}-${open.length}`, dir, fx);
       open.push({ name, b });
       console.error(`${name}: ${b.dp.objects.join(' ')}`);
     }

@@ -16,6 +16,7 @@ const { openDatapath } = require('../dist/src/bpf/loader');
 const { FlowTable, ipvsConnEntries, readStats } = require('../dist/src/bpf/flows');
 const { native, bpfObjectDir } = require('../dist/src/bpf/native');
 const { inNetns } = require('../dist/src/bpf/netns');
+const { setRedirectDevices } = require('../dist/src/bpf/devmap');
 const { ADDR, createTopology, destroyTopology, nsRun } = require('../dist/test/integration/datapath-netns');
 const { ether, ipPacket } = require('../dist/test/unit/bpf-packet');
 
@@ -60,6 +61,8 @@ function main() {
       return s;
     };
     const lcIdx = inNetns(lb, () => native.ifIndex('lc'));
+    // what the daemon does for its interfaces: XDP may redirect to them
+    inNetns(lb, () => setRedirectDevices(dp.devMap, ['lc', 'ls1']));
 
     const configs = {
       fastpath() {

@@ -11,6 +11,7 @@ const { openDatapath, removePins } = require('../dist/src/bpf/loader');
 const { FlowTable, readStats } = require('../dist/src/bpf/flows');
 const { native, bpfObjectDir } = require('../dist/src/bpf/native');
 const { inNetns } = require('../dist/src/bpf/netns');
+const { setRedirectDevices } = require('../dist/src/bpf/devmap');
 const path = require('path');
 
 const REPEAT = Number(process.env.REPEAT || 1000000);
@@ -64,9 +65,13 @@ function createFixture() {
   };
 }
 
-/** Opens a data path (objects from objectDir) with the ping-pong FWD and SNAT entries. */
-function openBenchDatapath(pinDir, objectDir) {
+/**
+ * Opens a data path (objects from objectDir) with the ping-pong FWD and SNAT entries; the fixture's
+ * devices are the XDP redirect devices (the hit path redirects to b-s, as to a configured interface).
+ */
+function openBenchDatapath(pinDir, objectDir, fx) {
   const dp = openDatapath({ pinDir, maxEntries: 65536, decrementTtl: false, objectDir, reloadPrograms: true });
+  inNetns(fx.ns, () => setRedirectDevices(dp.devMap, ['b-c', 'b-s']));
   const ft = new FlowTable(dp.ctMap);
   const C = { addr: '10.1.0.2', port: 40000 }, V = { addr: '10.9.0.1', port: 80 };
   const L = { addr: '10.2.0.1', port: 50000 }, R = { addr: '10.2.0.2', port: 8080 };
@@ -105,7 +110,7 @@ function main() {
   let b;
   let bench;
   try {
-    b = openBenchDatapath(pin, bpfObjectDir);
+    b = openBenchDatapath(pin, bpfObjectDir, fx);
     bench = loadEmpty();
     const runs = { xdp_hit_ns: [], xdp_reply_ns: [], tc_snat_ns: [], empty_ns: [], tc_empty_ns: [] };
     const before = readStats(b.dp.statsMap);

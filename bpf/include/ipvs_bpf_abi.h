@@ -44,6 +44,13 @@
  * Versioning: the map name embeds IPVS_BPF_ABI_VERSION.  The module checks
  * map type (BPF_MAP_TYPE_HASH), name, key_size and value_size of the map it
  * is handed; the loader refuses to reuse a pinned map that differs.
+ *
+ * Upgrades: every map below is pinned and outlives the programs.  A daemon
+ * start loads the objects on disk against the pinned maps (same fds) and
+ * replaces each pinned program whose code differs in place, so the maps and
+ * the flows in them survive.  A map whose definition (type, key, value,
+ * capacity, flags) changes is an ABI change: the loader refuses it rather than
+ * recreate it; give such a map a new name (the _vN suffix) instead.
  */
 #ifndef IPVS_BPF_ABI_H
 #define IPVS_BPF_ABI_H
@@ -65,9 +72,12 @@
 #define IPVS_BPF_PIN_DIR "/sys/fs/bpf/ipvs-bpf"
 /* Map (and pin file) names.  BPF_OBJ_NAME_LEN is 16 including the NUL. */
 #define IPVS_BPF_CT_MAP ipvs_ct_v1
-#define IPVS_BPF_STATS_MAP ipvs_stats_v1
+/* v2: a fixed number of slots (IPVS_BPF_STATS_SLOTS), so appending a counter changes no map */
+#define IPVS_BPF_STATS_MAP ipvs_stats_v2
+#define IPVS_BPF_DEV_MAP ipvs_dev_v1
 #define IPVS_BPF_CT_MAP_NAME IPVS_BPF_STR(IPVS_BPF_CT_MAP)
 #define IPVS_BPF_STATS_MAP_NAME IPVS_BPF_STR(IPVS_BPF_STATS_MAP)
+#define IPVS_BPF_DEV_MAP_NAME IPVS_BPF_STR(IPVS_BPF_DEV_MAP)
 /* Program pin names (files in IPVS_BPF_PIN_DIR). */
 #define IPVS_BPF_PIN_XDP "prog_xdp_fastpath"
 #define IPVS_BPF_PIN_TC_EGRESS "prog_tc_snat"
@@ -75,6 +85,17 @@
 #define IPVS_BPF_PIN_XDP_PASS "prog_xdp_pass" /* for veth peers that receive XDP_TX/REDIRECT */
 /* Default capacity (entries) when configuration does not say; 3 per connection. */
 #define IPVS_BPF_CT_DEFAULT_ENTRIES (1u << 20)
+
+/*
+ * Device map (BPF_MAP_TYPE_DEVMAP_HASH, key and value __u32 ifindex): the
+ * devices the XDP fast path may redirect to, i.e. the configured interfaces
+ * that run it (the daemon keeps it in step on start and reload; the kernel
+ * drops the entry of a device that goes away).  A flow whose next hop leaves
+ * through any other device is passed to the stack untouched
+ * (IPVS_BPF_STAT_XDP_PASS_EGRESS): a device without XDP support, or a veth
+ * whose peer runs no XDP program, would drop redirected frames silently.
+ */
+#define IPVS_BPF_DEV_MAP_ENTRIES 256
 
 /* Address families as used in the key (the Linux values of AF_INET/AF_INET6). */
 #define IPVS_BPF_AF_INET 2
@@ -123,9 +144,12 @@ struct ipvs_bpf_ct_value {
 	X(ipvs_bpf_ct_value, pad) X(ipvs_bpf_ct_value, packets) X(ipvs_bpf_ct_value, bytes)
 
 /*
- * Per-CPU counters (BPF_MAP_TYPE_PERCPU_ARRAY of __u64, one slot per name).
- * The addon exports the names in this order; append only.
+ * Per-CPU counters (BPF_MAP_TYPE_PERCPU_ARRAY of __u64, IPVS_BPF_STATS_SLOTS
+ * slots, the first IPVS_BPF_STAT_MAX named here).  The addon exports the
+ * names in this order; append only (a new name takes a free slot, the pinned
+ * map stays as it is across the upgrade).
  */
+#define IPVS_BPF_STATS_SLOTS 64
 #define IPVS_BPF_STATS(X) \
 	X(XDP_FWD_HIT)        /* XDP: FWD entry, full NAT, sent */            \
 	X(XDP_REPLY_HIT)      /* XDP: REPLY entry, full NAT, sent */          \
@@ -145,7 +169,8 @@ struct ipvs_bpf_ct_value {
 	X(TC_ICMP_HIT)        /* tc: ICMP error about a flow translated */    \
 	X(TC_PASS_FRAG)       /* tc: IP fragment left untouched */            \
 	X(TC_PASS_OTHER)      /* tc: not a translatable packet */             \
-	X(ERROR)              /* malformed or helper failure (packet dropped) */
+	X(ERROR)              /* malformed or helper failure (packet dropped) */ \
+	X(XDP_PASS_EGRESS)    /* XDP: egress device not in the device map -> stack */
 
 enum ipvs_bpf_stat {
 #define IPVS_BPF_STAT_ENUM_(name) IPVS_BPF_STAT_##name,
@@ -161,5 +186,6 @@ enum ipvs_bpf_stat {
 #endif
 IPVS_BPF_ASSERT_(sizeof(struct ipvs_bpf_ct_key) == 40, "ipvs_bpf_ct_key is 40 bytes, no holes");
 IPVS_BPF_ASSERT_(sizeof(struct ipvs_bpf_ct_value) == 64, "ipvs_bpf_ct_value is 64 bytes, no holes");
+IPVS_BPF_ASSERT_(IPVS_BPF_STAT_MAX <= IPVS_BPF_STATS_SLOTS, "more counters than stats slots");
 
 #endif /* IPVS_BPF_ABI_H */

@@ -22,11 +22,29 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, IPVS_BPF_STAT_MAX);
+	__uint(max_entries, IPVS_BPF_STATS_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } IPVS_BPF_STATS_MAP SEC(".maps");
+
+/* Where XDP may redirect (see ipvs_bpf_abi.h); filled by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, IPVS_BPF_DEV_MAP_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} IPVS_BPF_DEV_MAP SEC(".maps");
+
+/*
+ * Test builds of the shipped objects (build/bpf-variant/, -DIPVS_BPF_TEST_VARIANT=1):
+ * one extra register move per counter update, no change in behaviour, so the
+ * kernel's program tag differs and the upgrade tests can install "new" code.
+ */
+#ifndef IPVS_BPF_TEST_VARIANT
+#define IPVS_BPF_TEST_VARIANT 0
+#endif
 
 static __always_inline void stat_inc(__u32 idx)
 {
@@ -34,6 +52,8 @@ static __always_inline void stat_inc(__u32 idx)
 
 	if (IPVS_ABL_NO_STATS)
 		return;
+	if (IPVS_BPF_TEST_VARIANT)
+		asm volatile("%0 = %0" : "+r"(idx));
 	c = bpf_map_lookup_elem(&IPVS_BPF_STATS_MAP, &idx);
 	if (c)
 		*c += 1;

@@ -4,14 +4,16 @@
  * in the conntrack map) get the whole NAT here (both addresses, both ports,
  * checksums, TTL), are routed with bpf_fib_lookup (its answer cached per flow
  * and CPU for one jiffy, see ipvs_bpf_nexthop.h) and sent with XDP_TX or
- * XDP_REDIRECT; they never reach tc or netfilter.  Everything else goes to
- * the stack untouched: misses, TCP SYN/FIN/RST (so IPVS sees every state
- * change), fragments, IP options / extension headers, ICMP, no route or
- * neighbour yet, expiring TTL.
+ * XDP_REDIRECT through the device map; they never reach tc or netfilter.
+ * Everything else goes to the stack untouched: misses, TCP SYN/FIN/RST (so
+ * IPVS sees every state change), fragments, IP options / extension headers,
+ * ICMP, no route or neighbour yet, expiring TTL, and a next hop behind a
+ * device that is not in the device map (it may not transmit XDP frames).
  *
  * Cost (scripts/bench-datapath-parts.js): per packet one conntrack lookup
  * (the kind-hint in the next-hop slot makes replies skip the FWD miss), no
- * helper call on the TX path, bpf_redirect when the egress device differs.
+ * helper call on the TX path, bpf_redirect_map when the egress device differs
+ * (its device-map lookup is the membership test, made before the rewrite).
  * The conntrack lookup stays per packet: per-flow counters and last-seen are
  * exact, and IPVS's removals take effect at once.
  *
@@ -58,7 +60,7 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 	__u16 l3len;
 	void *l3, *l4;
 	__u8 proto;
-	int rc;
+	int rc, act = XDP_TX;
 
 	if ((void *)(eth + 1) > end)
 		return pass(IPVS_BPF_STAT_XDP_PASS_OTHER);
@@ -188,6 +190,16 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 	}
 	if (IPVS_ABL_STOP_AT(3))
 		return XDP_PASS;
+	/*
+	 * Out through another device only if it is in the device map; the
+	 * lookup (and the redirect target it records) happens here, before the
+	 * frame changes, so a device outside it gets the packet unmodified.
+	 */
+	if (nh->ifindex != ctx->ingress_ifindex) {
+		act = bpf_redirect_map(&IPVS_BPF_DEV_MAP, nh->ifindex, XDP_PASS);
+		if (act != XDP_REDIRECT)
+			return pass(IPVS_BPF_STAT_XDP_PASS_EGRESS);
+	}
 
 	/* Point of no return: rewrite the frame. */
 	if (IPVS_ABL_NO_CSUM) {
@@ -232,12 +244,8 @@ int ipvs_xdp_fastpath(struct xdp_md *ctx)
 	if (!IPVS_ABL_NO_TOUCH)
 		ct_touch_at(v, (__u32)(end - l3), now);
 	stat_inc(hit);
-	if (nh->ifindex == ctx->ingress_ifindex) {
-		stat_inc(IPVS_BPF_STAT_XDP_TX);
-		return XDP_TX;
-	}
-	stat_inc(IPVS_BPF_STAT_XDP_REDIRECT);
-	return bpf_redirect(nh->ifindex, 0);
+	stat_inc(act == XDP_TX ? IPVS_BPF_STAT_XDP_TX : IPVS_BPF_STAT_XDP_REDIRECT);
+	return act;
 }
 
 /* For veth peers of an interface that receives XDP_TX/XDP_REDIRECT frames (needs NAPI there). */

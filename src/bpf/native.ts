@@ -11,9 +11,13 @@ export interface NativeLayout {
   kinds: { SNAT: number; REPLY: number; FWD: number };
   flags: { NO_FASTPATH: number };
   af: { INET: number; INET6: number };
-  pin: { dir: string; ctMap: string; statsMap: string; xdp: string; tcEgress: string; tcIngress: string; xdpPass: string };
+  pin: { dir: string; ctMap: string; statsMap: string; devMap: string; xdp: string; tcEgress: string; tcIngress: string; xdpPass: string };
   cfg: { section: string; DEC_TTL: number; default: number };
   defaultEntries: number;
+  /** Slots of the stats map (the first stats.length are named). */
+  statsSlots: number;
+  /** Capacity of the device map (devices XDP may redirect to). */
+  devMapEntries: number;
 }
 export interface LoadOptions {
   pinRoot?: string;
@@ -22,7 +26,8 @@ export interface LoadOptions {
   programs?: string[];
 }
 export interface LoadedObject { id: number; programs: Record<string, number>; maps: Record<string, number> }
-export interface ProgInfo { id: number; name: string; type: number; tag: string }
+/** tag: the kernel's hash of the instructions (map references zeroed); mapIds: the maps the program uses. */
+export interface ProgInfo { id: number; name: string; type: number; tag: string; mapIds: number[] }
 export interface MapInfo { id: number; name: string; type: number; keySize: number; valueSize: number; maxEntries: number; flags: number }
 export type XdpMode = 'native' | 'generic';
 export interface XdpState { progId: number; mode: 'none' | 'native' | 'generic' | 'hw' | 'multi' }
@@ -40,6 +45,8 @@ export interface TestRunResult { retval: number; duration: number; dataOut: Buff
 
 /** Errors thrown by the addon carry the errno. */
 export interface NativeError extends Error { errno: number; code: string }
+/** loadObject: a pinned map is not the one the object defines (nothing was loaded). */
+export interface MapMismatchError extends NativeError { map: string; differences: string[] }
 
 export interface NativeAddon {
   layout(): NativeLayout;
@@ -53,10 +60,13 @@ export interface NativeAddon {
   progInfo(fd: number): ProgInfo;
   mapInfo(fd: number): MapInfo;
   progGetFdById(id: number): number;
+  mapGetFdById(id: number): number;
   ifIndex(name: string): number;
   netnsEnter(nsPath: string): number;
   netnsRestore(fd: number): void;
   xdpAttach(ifindex: number, fd: number, mode: XdpMode | 'auto'): XdpMode;
+  /** Atomic swap of the attached program, only if oldFd's program is the one attached (else EEXIST). */
+  xdpReplace(ifindex: number, fd: number, oldFd: number, mode: XdpMode): void;
   xdpDetach(ifindex: number, mode: XdpMode | 'any'): void;
   xdpQuery(ifindex: number): XdpState;
   tcAttach(ifindex: number, dir: TcDirection, fd: number, handle: number, priority: number): number;
@@ -78,6 +88,12 @@ export const native: NativeAddon = require(path.join(repoRoot, 'native', 'build'
 /** Directory holding the compiled BPF objects (built by `npm run build:bpf`). */
 export const bpfObjectDir = path.join(repoRoot, 'build', 'bpf');
 
+/** Structural: errors from the addon may come from another realm than this module's Error (jest's vm contexts). */
 export function isNativeError(e: unknown): e is NativeError {
-  return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number';
+  return typeof e === 'object' && e !== null && typeof (e as Partial<NativeError>).errno === 'number'
+    && typeof (e as Partial<NativeError>).message === 'string';
+}
+
+export function isMapMismatch(e: unknown): e is MapMismatchError {
+  return isNativeError(e) && typeof (e as Partial<MapMismatchError>).map === 'string' && Array.isArray((e as Partial<MapMismatchError>).differences);
 }

@@ -6,6 +6,9 @@
  * Everything here outlives the daemon on purpose: stopping closes our file descriptors only, so the
  * programs stay attached, the pins and the map registration stay, and live flows keep their entries.
  * A restart re-opens the same pins, re-attaching is a no-op and `attach` of the same map succeeds.
+ * After an upgrade (other BPF objects on disk) the start replaces each changed program in place on every
+ * interface and keeps the maps (src/bpf/loader.ts): established flows go on; one log line per program.
+ * The device map (where XDP may redirect) is kept equal to the interfaces that run the XDP fast path.
  */
 import type { DaemonConfig } from './config';
 import { controlCommand, hasBpfMode, ownedEntries, readControlState, setBpfMode, CONTROL_FILE } from './kernel-bpf';
@@ -58,18 +61,42 @@ async function startBpf(cfg: DaemonConfig, log: Logger): Promise<DataPath> {
   // Loaded only in bpf mode: plain IPVS needs neither the addon nor the BPF objects.
   const { openDatapath } = await import('../bpf/loader');
   const { attachInterface, detachInterface } = await import('../bpf/attach');
+  const { setRedirectDevices } = await import('../bpf/devmap');
   const { FlowTable, readStats } = await import('../bpf/flows');
   const { layout } = await import('../bpf/abi');
   const { native } = await import('../bpf/native');
 
   const dp = openDatapath({ pinDir: cfg.pinDir, maxEntries: cfg.mapEntries });
-  log.info(`data path ${dp.reused ? 're-opened from the pins' : 'loaded and pinned'} under ${dp.pinDir}`);
+  const count = (a: string): number => dp.changes.filter((c) => c.action === a).length;
+  log.info(dp.reused ? `data path re-opened from the pins under ${dp.pinDir}`
+    : `data path under ${dp.pinDir} from ${dp.objects.join(', ')}: ${count('loaded')} programs loaded, ${count('replaced')} replaced, ${count('kept')} kept`);
   const attached = new Map<string, InterfaceStatus>();
   let current = cfg;
+  /** new program id -> hooks where it took the place of another program in this attach round */
+  const swapped = new Map<number, string[]>();
 
   const attach = (ifname: string, c: DaemonConfig): void => {
-    const a = attachInterface(dp.progs, ifname, { xdp: c.xdp.enabled, xdpMode: c.xdp.mode });
+    const a = attachInterface(dp.progs, ifname, { xdp: c.xdp.enabled, xdpMode: c.xdp.mode, known: dp.previous });
     attached.set(ifname, { name: ifname, xdp: a.xdp?.mode ?? 'none' });
+    const note = (hook: string, progId: number, replaced?: number): void => {
+      if (replaced === undefined) return;
+      swapped.set(progId, [...(swapped.get(progId) ?? []), `${ifname} ${hook} (was ${replaced})`]);
+    };
+    note('xdp', a.xdp?.progId ?? 0, a.xdp?.replaced);
+    note('egress', a.tcEgress.progId, a.tcEgress.replaced);
+    note('ingress', a.tcIngress.progId, a.tcIngress.replaced);
+  };
+  const exists = (ifname: string): boolean => {
+    try {
+      native.ifIndex(ifname);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const redirectTo = (): void => {
+    const names = [...attached.values()].filter((i) => i.xdp !== 'none').map((i) => i.name);
+    setRedirectDevices(dp.devMap, names, (n) => log.warning(`XDP redirect devices: ${n} no longer exists, left out`));
   };
   const kernelSettings = (c: DaemonConfig): void => {
     controlCommand(`snat ${c.snat.addresses.join(' ')}`.trimEnd());
@@ -79,6 +106,7 @@ async function startBpf(cfg: DaemonConfig, log: Logger): Promise<DataPath> {
 
   try {
     for (const i of cfg.interfaces) attach(i, cfg);
+    redirectTo();
     // The same map again succeeds (restart); the module takes its own reference.
     controlCommand(`attach ${dp.ctMap} ${layout.abiVersion}`);
     kernelSettings(cfg);
@@ -87,7 +115,20 @@ async function startBpf(cfg: DaemonConfig, log: Logger): Promise<DataPath> {
     dp.close();
     throw e;
   }
-  log.info(`data path on ${[...attached.keys()].join(', ') || 'no interface'}; map ${native.mapInfo(dp.ctMap).id} registered with IPVS`);
+  for (const c of dp.changes) {
+    if (c.action !== 'replaced' || !c.old) continue;
+    const where = swapped.get(c.current.id) ?? [];
+    swapped.delete(c.current.id);
+    log.notice(`program ${c.program} replaced (${c.reason}): id ${c.old.id} tag ${c.old.tag} -> id ${c.current.id} tag ${c.current.tag}; `
+      + `in place on ${where.join(', ') || 'no interface'}; maps kept`);
+  }
+  // attachments that did not run the pinned program (an interrupted upgrade, another tool)
+  for (const [id, where] of swapped) log.notice(`pinned program ${id} attached in place of another on ${where.join(', ')}`);
+  swapped.clear();
+  // every interface runs the new programs now: the old ones go with their last attachment
+  dp.releasePrevious();
+  log.info(`data path on ${[...attached.keys()].join(', ') || 'no interface'}; map ${native.mapInfo(dp.ctMap).id} registered with IPVS; `
+    + `XDP redirects to ${[...attached.values()].filter((i) => i.xdp !== 'none').map((i) => i.name).join(', ') || 'no device'}`);
 
   const table = new FlowTable(dp.ctMap);
   const fmt = (e: { addr: string; port: number }): string => (e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`);
@@ -104,6 +145,11 @@ async function startBpf(cfg: DaemonConfig, log: Logger): Promise<DataPath> {
           attached.delete(name);
           log.notice(`data path detached from ${name}`);
         } catch (e) {
+          if (!exists(name)) {
+            attached.delete(name); // gone with its programs
+            log.notice(`data path: ${name} no longer exists`);
+            continue;
+          }
           log.error(`cannot detach the data path from ${name}: ${(e as Error).message}`);
         }
       }
@@ -118,6 +164,12 @@ async function startBpf(cfg: DaemonConfig, log: Logger): Promise<DataPath> {
           log.error(`cannot attach the data path to ${name}: ${(e as Error).message}`);
         }
       }
+      try {
+        redirectTo();
+      } catch (e) {
+        log.error(`cannot update the XDP redirect devices: ${(e as Error).message}`);
+      }
+      swapped.clear();
       try {
         kernelSettings(next);
       } catch (e) {

@@ -12,13 +12,20 @@
  * (ipvs_tc_snat) does. Entries are written before the first packet rather than on it, with
  * fixed client ports; everything else is the shipped code: XDP fast path, tc SNAT, tc reply.
  *
- * A second test restarts the "daemon" (a child process that opens the pinned data path,
- * attaches it and exits) under a running TCP transfer, and checks every byte.
+ * Later tests: XDP redirects only to the devices in the device map (a flow whose next hop is
+ * behind another device goes through the stack and still works); the "daemon" (a child process
+ * that opens the pinned data path, attaches it and exits) restarts under a running TCP transfer,
+ * and then restarts with changed objects (build/bpf-variant: an upgrade), and every byte is checked.
  */
 import { ChildProcess } from 'child_process';
 import { openDatapath, Datapath } from '../../src/bpf/loader';
 import { FlowTable, ipvsConnEntries, IpvsConnection, readStats, DatapathStats } from '../../src/bpf/flows';
 import { layout } from '../../src/bpf/abi';
+import { redirectDevices, setRedirectDevices } from '../../src/bpf/devmap';
+import { native, repoRoot } from '../../src/bpf/native';
+import { inNetns } from '../../src/bpf/netns';
+import type { ProgramChange } from '../../src/bpf/loader';
+import * as path from 'path';
 import {
   ADDR, attachOuterXdpPass, conntrackEntries, createTopology, destroyTopology, Emulator, enableConntrack,
   jsonLines, LB_IFACES, loadEmulator, runChild, spawnInNs, Topology,
@@ -37,14 +44,16 @@ interface DaemonReport {
   reused: boolean;
   progIds: Record<string, number>;
   ctMapId: number;
+  mapIds: number[];
+  changes: ProgramChange[];
   before: Record<string, { xdp: number; tcEgress: number; tcIngress: number }>;
   after: Record<string, { xdp: number; tcEgress: number; tcIngress: number }>;
   xdpModes: string[];
 }
 let daemon1: DaemonReport;
 
-async function runDaemon(): Promise<DaemonReport> {
-  const out = await runChild(undefined, 'datapath-daemon', [t.ns.lb, t.pinDir, ...LB_IFACES]);
+async function runDaemon(objectDir?: string): Promise<DaemonReport> {
+  const out = await runChild(undefined, 'datapath-daemon', [...(objectDir ? [`--objects=${objectDir}`] : []), t.ns.lb, t.pinDir, ...LB_IFACES]);
   return JSON.parse(out.trim().split('\n').pop() as string) as DaemonReport;
 }
 
@@ -140,6 +149,9 @@ const TCP2 = conn('tcp', 40002, 80, ADDR.rs2, 8080, ADDR.lip2, 50002);
 const UDP_FAST = conn('udp', 40003, 53, ADDR.rs1, 5353, ADDR.lip1, 50003);
 const UDP_STACK = conn('udp', 40004, 53, ADDR.rs2, 5353, ADDR.lip2, 50004, layout.flags.NO_FASTPATH);
 const TCP_LONG = conn('tcp', 40005, 80, ADDR.rs2, 8080, ADDR.lip2, 50005);
+const TCP_IN_MAP = conn('tcp', 40006, 80, ADDR.rs1, 8080, ADDR.lip1, 50006);
+const TCP_NOT_IN_MAP = conn('tcp', 40007, 80, ADDR.rs2, 8080, ADDR.lip2, 50007);
+const TCP_UPGRADE = conn('tcp', 40008, 80, ADDR.rs1, 8080, ADDR.lip1, 50008);
 const CONTROL_PORT = 40010;
 
 test('TCP and UDP through XDP + tc SNAT + tc reply to two real servers; nf_conntrack sees none of it', async () => {
@@ -197,9 +209,48 @@ test('TCP and UDP through XDP + tc SNAT + tc reply to two real servers; nf_connt
   expect(ct.filter((l) => !l.includes(`sport=${CONTROL_PORT}`))).toEqual([]);
 });
 
-test('a daemon restart (exit, re-open of the pins, re-attach) leaves an established transfer untouched', async () => {
-  install(TCP_LONG);
-  const cp = startChild(t.ns.client, ['tcp-client', ADDR.vip, '80', '40005', String(1024 * 1024 * 1024), 'paced']);
+test('XDP redirects only to the device map\'s devices: a flow whose next hop is behind another one goes through the stack, intact and counted', async () => {
+  const lbIndex = (n: string): number => inNetns(t.ns.lb, () => native.ifIndex(n));
+  expect(redirectDevices(dp!.devMap)).toEqual(LB_IFACES.map(lbIndex).sort((a, b) => a - b));
+  // ls2 (towards rs2) leaves the set, as an interface the data path does not run on would be
+  inNetns(t.ns.lb, () => setRedirectDevices(dp!.devMap, ['lc', 'ls1']));
+  try {
+    [TCP_IN_MAP, TCP_NOT_IN_MAP].forEach(install);
+    const before = readStats(dp!.statsMap);
+    const MB2 = 2 * 1024 * 1024;
+    const [inMap, notInMap] = await Promise.all([
+      client(['tcp-client', ADDR.vip, '80', '40006', String(MB2)]),
+      client(['tcp-client', ADDR.vip, '80', '40007', String(MB2)]),
+    ]);
+    for (const r of [inMap, notInMap]) {
+      expect(r).toMatchObject({ done: true, sent: MB2, recv: MB2 });
+      expect(r.recvSha).toBe(r.sentSha);
+    }
+    const d = delta(before, readStats(dp!.statsMap));
+    const pin = entryPackets(TCP_IN_MAP);
+    const pout = entryPackets(TCP_NOT_IN_MAP);
+    console.log('device map counters:', JSON.stringify({ XDP_PASS_EGRESS: Number(d.XDP_PASS_EGRESS), XDP_REDIRECT: Number(d.XDP_REDIRECT) }),
+      'in map (snat/reply/fwd):', Object.values(pin).map(Number), 'not in map:', Object.values(pout).map(Number));
+    // to rs2: every forward data packet was refused a redirect to ls2 and went to the stack (tc SNAT carried it)
+    expect(d.XDP_PASS_EGRESS).toBeGreaterThanOrEqual(pout.snat - 4n);
+    expect(d.XDP_PASS_EGRESS).toBeGreaterThan(10n);
+    expect(pout.fwd).toBe(0n);
+    expect(pout.snat).toBeGreaterThan(10n);
+    // its replies come in on ls2 and leave through lc, which is in the map: redirected by XDP
+    expect(pout.reply).toBeGreaterThan(10n);
+    // to rs1: the fast path both ways
+    expect(pin.fwd).toBeGreaterThan(pin.snat);
+    expect(d.XDP_REDIRECT).toBeGreaterThanOrEqual(pin.fwd);
+    expect(d.ERROR).toBe(0n);
+  } finally {
+    inNetns(t.ns.lb, () => setRedirectDevices(dp!.devMap, [...LB_IFACES]));
+  }
+});
+
+/** A paced transfer that runs across one "daemon" run: the run's report and the transfer's verdict. */
+async function transferAcrossDaemonRun(c: IpvsConnection, objectDir?: string): Promise<{ report: DaemonReport; last: Done; err: string; fwdAtRun: bigint }> {
+  install(c);
+  const cp = startChild(t.ns.client, ['tcp-client', ADDR.vip, '80', String(c.client.port), String(1024 * 1024 * 1024), 'paced']);
   let last: Done = { sent: 0, recv: 0 };
   let err = '';
   cp.stderr?.on('data', (b: Buffer) => { err += b.toString(); });
@@ -207,28 +258,55 @@ test('a daemon restart (exit, re-open of the pins, re-attach) leaves an establis
   const exited = new Promise<number | null>((r) => cp.on('exit', r));
   const recv = (): number => last.recv ?? 0;
 
-  await waitFor('2 MB echoed before the restart', () => recv() >= 2 * 1024 * 1024 || last.error !== undefined);
+  await waitFor('2 MB echoed before the daemon run', () => recv() >= 2 * 1024 * 1024 || last.error !== undefined);
   expect(last.error).toBeUndefined();
-  const atRestart = recv();
-  const fwdAtRestart = entryPackets(TCP_LONG).fwd;
+  const atRun = recv();
+  const fwdAtRun = entryPackets(c).fwd;
+  const report = await runDaemon(objectDir);
+  await waitFor('2 MB more after the daemon run', () => recv() >= atRun + 2 * 1024 * 1024 || last.error !== undefined);
+  cp.stdin?.write('stop\n');
+  expect(await exited).toBe(0);
+  return { report, last, err, fwdAtRun };
+}
 
-  const daemon2 = await runDaemon();
+function expectIntact(r: { last: Done; err: string }): void {
+  expect(r.err).toBe('');
+  expect(r.last).toMatchObject({ done: true });
+  expect(r.last.recv).toBe(r.last.sent);
+  expect(r.last.recvSha).toBe(r.last.sentSha);
+  expect(r.last.sent).toBeGreaterThan(4 * 1024 * 1024);
+}
+
+test('a daemon restart (exit, re-open of the pins, re-attach) leaves an established transfer untouched', async () => {
+  const r = await transferAcrossDaemonRun(TCP_LONG);
+  const daemon2 = r.report;
   expect(daemon2.pid).not.toBe(daemon1.pid);
   expect(daemon2.reused).toBe(true);
   expect(daemon2.progIds).toEqual(daemon1.progIds);
   expect(daemon2.ctMapId).toBe(daemon1.ctMapId);
+  expect(daemon2.mapIds).toEqual(daemon1.mapIds);
   expect(daemon2.before).toEqual(daemon1.after); // still attached while no daemon ran
   expect(daemon2.after).toEqual(daemon2.before); // re-attach changed nothing
-
-  await waitFor('2 MB more after the restart', () => recv() >= atRestart + 2 * 1024 * 1024 || last.error !== undefined);
-  cp.stdin?.write('stop\n');
-  expect(await exited).toBe(0);
-  expect(err).toBe('');
-  expect(last).toMatchObject({ done: true });
-  expect(last.recv).toBe(last.sent);
-  expect(last.recvSha).toBe(last.sentSha);
-  expect(last.sent).toBeGreaterThan(4 * 1024 * 1024);
+  expectIntact(r);
   // the same map entry kept carrying the flow across the restart
-  expect(entryPackets(TCP_LONG).fwd).toBeGreaterThan(fwdAtRestart);
+  expect(entryPackets(TCP_LONG).fwd).toBeGreaterThan(r.fwdAtRun);
   expect(conntrackEntries(t).filter((l) => l.includes('sport=40005') || l.includes('dport=50005'))).toEqual([]);
+});
+
+test('an upgrade (the daemon starts with changed objects) replaces the programs in place under a live transfer; the maps and the flow stay', async () => {
+  const r = await transferAcrossDaemonRun(TCP_UPGRADE, path.join(repoRoot, 'build', 'bpf-variant'));
+  const up = r.report;
+  expect(up.reused).toBe(false);
+  expect(Object.fromEntries(up.changes.map((c) => [c.program, c.action])))
+    .toEqual({ ipvs_xdp_fastpath: 'replaced', ipvs_xdp_pass: 'kept', ipvs_tc_snat: 'replaced', ipvs_tc_reply: 'replaced' });
+  for (const k of ['xdp', 'tcEgress', 'tcIngress']) expect({ k, changed: up.progIds[k] !== daemon1.progIds[k] }).toEqual({ k, changed: true });
+  expect(up.progIds.xdpPass).toBe(daemon1.progIds.xdpPass);
+  expect(up.mapIds).toEqual(daemon1.mapIds);
+  for (const i of LB_IFACES) {
+    expect(up.before[i]).toEqual({ xdp: daemon1.progIds.xdp, tcEgress: daemon1.progIds.tcEgress, tcIngress: daemon1.progIds.tcIngress });
+    expect(up.after[i]).toEqual({ xdp: up.progIds.xdp, tcEgress: up.progIds.tcEgress, tcIngress: up.progIds.tcIngress });
+  }
+  expectIntact(r);
+  // the new XDP program went on with the flow's entry in the kept map
+  expect(entryPackets(TCP_UPGRADE).fwd).toBeGreaterThan(r.fwdAtRun);
 });

@@ -12,6 +12,7 @@ import { Datapath, openDatapath, removePins } from '../../src/bpf/loader';
 import { FlowTable, ipvsConnEntries, IpvsConnection, readStats } from '../../src/bpf/flows';
 import { bpfObjectDir, native } from '../../src/bpf/native';
 import { attachTc } from '../../src/bpf/attach';
+import { redirectDevices, setRedirectDevices } from '../../src/bpf/devmap';
 import { inNetns } from '../../src/bpf/netns';
 import { ACK, ether, FIN, icmpError, ipPacket, parseEther, SYN, TCP, UDP, L4Spec } from './bpf-packet';
 
@@ -20,6 +21,7 @@ const PIN = `/sys/fs/bpf/ipvs-bpf-ut-${process.pid}`;
 const CLIENT_MAC = '02:00:00:00:01:02';
 const RS_MAC = '02:00:00:00:02:02';
 const XDP_PASS = 2;
+const XDP_TX = 3;
 const XDP_REDIRECT = 4;
 const TC_ACT_UNSPEC = 0xffffffff; // -1 ("next filter") as the u32 test-run retval
 
@@ -102,6 +104,7 @@ beforeAll(() => {
   });
   dp = openDatapath({ pinDir: PIN, maxEntries: 4096 });
   flows = new FlowTable(dp.ctMap);
+  inNetns(NS, () => setRedirectDevices(dp.devMap, ['ut-c', 'ut-s']));
   for (const c of [v4, v6, udp4, udp6]) for (const e of ipvsConnEntries(c)) flows.put(e.key, e.value);
   // the same programs from the portable objects only (what Debian's 6.1 kernel loads)
   fs.mkdirSync(PORTABLE_DIR, { recursive: true });
@@ -163,6 +166,33 @@ describe('XDP fast path', () => {
     const p = parseEther(r.out);
     expect(p).toMatchObject({ dst: CLIENT_MAC, src: macC });
     expect(p.ip).toMatchObject({ src: '10.9.0.1', dst: '10.1.0.2', sport: 80, dport: 40000, checksumsOk: true });
+  });
+
+  test('a next hop behind a device outside the device map: the stack gets the packet untouched (counted); back in the map, redirected', () => {
+    const pkt = frame({ proto: TCP, src: '10.1.0.2', dst: '10.9.0.1', sport: 40000, dport: 80 });
+    const fwdKey = { kind: 'FWD' as const, proto: 'tcp' as const, src: v4.client, dst: v4.vip };
+    try {
+      expect(inNetns(NS, () => setRedirectDevices(dp.devMap, ['ut-c']))).toEqual([ifC]);
+      expect(redirectDevices(dp.devMap)).toEqual([ifC]);
+      const s0 = readStats(dp.statsMap);
+      const e0 = flows.get(fwdKey)!.packets;
+      const r = runXdp(pkt, ifC);
+      expect(r.ret).toBe(XDP_PASS);
+      expect(r.out.equals(pkt)).toBe(true);
+      const s1 = readStats(dp.statsMap);
+      expect(s1.XDP_PASS_EGRESS - s0.XDP_PASS_EGRESS).toBe(1n);
+      expect(s1.XDP_FWD_HIT - s0.XDP_FWD_HIT).toBe(0n);
+      expect(s1.XDP_REDIRECT - s0.XDP_REDIRECT).toBe(0n);
+      expect(flows.get(fwdKey)!.packets).toBe(e0); // the stack's path (tc) accounts for it
+      // the reply leaves through ut-c, the ingress device: XDP_TX, no device map needed
+      const back = frame({ proto: TCP, src: '10.2.0.2', dst: '10.2.0.1', sport: 8080, dport: 50000 });
+      expect(runXdp(back, ifC).ret).toBe(XDP_TX);
+    } finally {
+      inNetns(NS, () => setRedirectDevices(dp.devMap, ['ut-c', 'ut-s']));
+    }
+    const s2 = readStats(dp.statsMap);
+    expect(runXdp(pkt, ifC).ret).toBe(XDP_REDIRECT);
+    expect(readStats(dp.statsMap).XDP_REDIRECT - s2.XDP_REDIRECT).toBe(1n);
   });
 
   test('IPv6 TCP both directions', () => {
