@@ -2,7 +2,8 @@
  * The daemon in mode bpf under real systemd, with the patched IPVS modules, on the shared topology
  * (client -> VIP -> be1/be2, data path on c-lb b1-lb b2-lb): hitless restart and stop+start under a live
  * checksummed TCP stream (mode ipvs first, then bpf), what stop leaves running, a broken configuration
- * while a flow is live (start fails, the data path carries on), and `ipvs-bpf --teardown`.
+ * while a flow is live (start fails, the data path carries on), an upgrade (a restart with changed tc and
+ * XDP objects installed: programs replaced in place, maps kept, the stream intact), and `ipvs-bpf --teardown`.
  * One boot runs test/integration/vm/daemon-bpf-systemd.sh, which records; the judgement is here.
  */
 import { execFileSync } from 'node:child_process';
@@ -15,7 +16,6 @@ import { runInVm } from '../lab/vm';
 jest.setTimeout(35 * 60 * 1000);
 
 const ROOT = path.resolve(__dirname, '../..');
-const PIN = '/sys/fs/bpf/ipvs-bpf';
 const LB_IFS = ['c-lb', 'b1-lb', 'b2-lb'];
 let dir = '';
 let console_ = '';
@@ -48,41 +48,42 @@ const intact = (name: string, minBytes: number): Stream => {
   return s;
 };
 
-/** What runs in the kernel at one moment (snap in the payload). */
+/** What runs in the kernel at one moment (snap in the payload: vm/datapath-snap.ts and the control file). */
 interface Snap {
   /** pin file name -> object id */
   pins: Record<string, number>;
-  /** "ifname xdp|ingress|egress" -> program id */
+  /** "ifname xdp|ingress|egress" -> program id in our slot (0: none) */
   attached: Record<string, number>;
+  /** the XDP redirect devices (device map) by name */
+  redirect: string[];
+  ctEntries: number | null;
   proc: Record<string, string>;
 }
 const snap = (name: string): Snap => {
-  const pins: Record<string, number> = {};
-  for (const kind of ['prog', 'map']) {
-    for (const o of JSON.parse(file(`${name}.${kind}.json`)) as { id: number; pinned?: string[] }[]) {
-      for (const p of o.pinned ?? []) if (p.startsWith(`${PIN}/`)) pins[p.slice(PIN.length + 1)] = o.id;
-    }
-  }
-  const attached: Record<string, number> = {};
-  const net = JSON.parse(file(`${name}.net.json`)) as { xdp: { devname: string; id: number }[]; tc: { devname: string; kind: string; id: number }[] }[];
-  for (const n of net) {
-    for (const x of n.xdp) attached[`${x.devname} xdp`] = x.id;
-    for (const t of n.tc) attached[`${t.devname} ${t.kind.replace('clsact/', '')}`] = t.id;
+  const raw = file(`${name}.snap.json`);
+  let s: Omit<Snap, 'proc'>;
+  try {
+    s = JSON.parse(raw) as Omit<Snap, 'proc'>;
+  } catch {
+    throw new Error(`${name}.snap.json: ${raw.slice(0, 2000)}`);
   }
   const proc: Record<string, string> = {};
   for (const line of file(`${name}.proc`).split('\n')) {
     const m = /^(\S+)\s*(.*)$/.exec(line.trim());
     if (m) proc[m[1]!] = m[2]!;
   }
-  return { pins, attached, proc };
+  return { ...s, proc };
 };
 /** The data path as the daemon attached it: our pinned programs on every LB interface, the map registered. */
 const expectDataPathUp = (s: Snap): void => {
-  for (const f of ['ipvs_ct_v1', 'ipvs_stats_v1', 'prog_xdp_fastpath', 'prog_tc_snat', 'prog_tc_reply']) expect({ f, pinned: f in s.pins }).toEqual({ f, pinned: true });
+  for (const f of ['ipvs_ct_v1', 'ipvs_stats_v2', 'ipvs_dev_v1', 'prog_xdp_fastpath', 'prog_tc_snat', 'prog_tc_reply']) {
+    expect({ f, pinned: f in s.pins }).toEqual({ f, pinned: true });
+  }
   for (const i of LB_IFS) {
     expect({ i, xdp: s.attached[`${i} xdp`], ingress: s.attached[`${i} ingress`], egress: s.attached[`${i} egress`] })
       .toEqual({ i, xdp: s.pins.prog_xdp_fastpath, ingress: s.pins.prog_tc_reply, egress: s.pins.prog_tc_snat });
   }
+  expect([...s.redirect].sort()).toEqual([...LB_IFS].sort());
   expect(s.proc.map_id).toBe(String(s.pins.ipvs_ct_v1));
   expect(s.proc.sysctl_bpf_mode).toBe('1');
 };
@@ -98,6 +99,8 @@ beforeAll(async () => {
   } catch {
     // Type errors elsewhere still emit (npm run typecheck reports them); the VM runs what was emitted.
   }
+  // the objects, and the variant build the upgrade step installs (bpf/Makefile)
+  execFileSync('make', ['-s', '-C', path.join(ROOT, 'bpf')], { cwd: ROOT, stdio: 'ignore' });
   const extraModules = await patchedIpvsModules();
   const r = await runInVm({ init: 'systemd', extraModules, timeoutMs: 30 * 60 * 1000, script: 'bash test/integration/vm/daemon-bpf-systemd.sh' });
   dir = path.join(r.outDir, 'bpfd');
@@ -168,7 +171,7 @@ test('mode bpf: stop leaves the data path running (programs, pins, map registrat
   const stopped = snap('s2-stopped');
   sameDataPath(before, stopped);
   expect(stopped.proc.sysctl_bpf_mode).toBe('1');
-  expect(Number(stopped.proc.ct_entries)).toBeGreaterThanOrEqual(3);
+  expect(stopped.ctEntries).toBeGreaterThanOrEqual(3);
   ok('s2-while-stopped'); // the stream went on with no daemon at all
   ok('bpf-start2');
   sameDataPath(before, snap('s2-started'));
@@ -187,11 +190,40 @@ test('a broken configuration while a flow is live: restart fails with a clear jo
   const bad = snap('s3-bad');
   sameDataPath(before, bad);
   expect(bad.proc.sysctl_bpf_mode).toBe('1');
-  expect(Number(bad.proc.ct_entries)).toBeGreaterThanOrEqual(3);
+  expect(bad.ctEntries).toBeGreaterThanOrEqual(3);
   ok('s3-after-bad');
   ok('good-start');
   sameDataPath(before, snap('s3-good'));
   intact('s3', 3 << 20);
+});
+
+test('an upgrade: restart with changed tc and XDP objects replaces those programs in place (new ids, one log line each), keeps the maps (same ids) and the stream', () => {
+  ok('upgrade-install');
+  ok('upgrade-restart');
+  const before = snap('s5-before');
+  const after = snap('s5-upgraded');
+  expectDataPathUp(before);
+  expectDataPathUp(after);
+  for (const p of ['prog_xdp_fastpath', 'prog_tc_snat', 'prog_tc_reply']) {
+    expect({ p, changed: after.pins[p] !== before.pins[p] }).toEqual({ p, changed: true });
+  }
+  // unchanged code is kept
+  expect(after.pins.prog_xdp_pass).toBe(before.pins.prog_xdp_pass);
+  for (const m of ['ipvs_ct_v1', 'ipvs_stats_v2', 'ipvs_dev_v1']) expect({ m, id: after.pins[m] }).toEqual({ m, id: before.pins[m] });
+  expect(after.proc.map_id).toBe(before.proc.map_id);
+  const journal = file('journal.txt');
+  for (const [prog, pin, hook] of [['ipvs_xdp_fastpath', 'prog_xdp_fastpath', 'xdp'], ['ipvs_tc_snat', 'prog_tc_snat', 'egress'], ['ipvs_tc_reply', 'prog_tc_reply', 'ingress']] as const) {
+    const where = LB_IFS.map((i) => `${i} ${hook} \\(was ${before.pins[pin]}\\)`).join(', ');
+    const re = new RegExp(`program ${prog} replaced \\(code\\): id ${before.pins[pin]} tag [0-9a-f]{16} -> id ${after.pins[pin]} tag [0-9a-f]{16}; in place on ${where}; maps kept`, 'g');
+    expect({ prog, lines: journal.match(re)?.length ?? 0 }).toEqual({ prog, lines: 1 });
+  }
+  ok('s5-after-upgrade');
+  // a restart after the upgrade finds everything current
+  ok('upgrade-restart-again');
+  sameDataPath(after, snap('s5-again'));
+  ok('s5-after-again');
+  expect(step('s5-conntrack').out).not.toContain(`sport=${stream('s5').localPort} dport=80 `);
+  intact('s5', 3 << 20);
 });
 
 test('ipvs-bpf --teardown: refused while running; after stop it removes everything; idempotent; plain IPVS serves on', () => {
@@ -210,7 +242,7 @@ test('ipvs-bpf --teardown: refused while running; after stop it removes everythi
   expect(out).toMatch(/^\/sys\/fs\/bpf\/ipvs-bpf removed \(\d+ pins\)$/m);
   const t = snap('torn-down');
   expect(t.pins).toEqual({});
-  expect(Object.keys(t.attached).filter((k) => LB_IFS.some((i) => k.startsWith(`${i} `)))).toEqual([]);
+  expect(Object.entries(t.attached).filter(([, id]) => id !== 0)).toEqual([]);
   expect(t.proc.map_id).toBe('0');
   expect(t.proc.sysctl_bpf_mode).toBe('0');
   expect(ok('teardown-again')).toBe('nothing to tear down\n');

@@ -2,9 +2,10 @@
 # Runs in the lab VM under real systemd with the patched IPVS modules (init: 'systemd', extraModules), as root:
 # the daemon in mode ipvs and then bpf on the shared topology (test/lab/topology.sh), restarted, stopped and
 # started under a live checksummed TCP stream (daemon-stream.ts) from the client namespace through the VIP;
-# a broken configuration while a flow is live; then `ipvs-bpf --teardown`. Records each step's stdout,
+# a broken configuration while a flow is live; an upgrade (restart with changed BPF objects installed,
+# build/bpf-variant) under a live stream; then `ipvs-bpf --teardown`. Records each step's stdout,
 # stderr and exit status under $LAB_OUT/bpfd/<step>.{out,err,rc}, data-path snapshots as
-# <snap>.{net,prog,map}.json + <snap>.proc, and stream verdicts as <stream>.json, for
+# <snap>.snap.json (datapath-snap.ts) + <snap>.proc, and stream verdicts as <stream>.json, for
 # test/integration/daemon-bpf-systemd.test.ts to judge.
 set -u
 out=$LAB_OUT/bpfd
@@ -20,13 +21,11 @@ rec() { # rec <step> <command...>
   echo $? >"$out/$step.rc"
 }
 note() { echo "bpfd: $*" >&2; }
-# snap <name>: what runs in the kernel: attachments, programs and maps with their pins, the control file.
+# snap <name>: what runs in the kernel: pins and their ids, our attachments, the redirect devices, the
+# conntrack entries (datapath-snap.ts, through the addon), and the patched IPVS's control file.
 snap() {
-  bpftool -j net show >"$out/$1.net.json" 2>&1
-  bpftool -j -f prog show >"$out/$1.prog.json" 2>&1
-  bpftool -j -f map show >"$out/$1.map.json" 2>&1
+  node dist/test/integration/vm/datapath-snap.js $PIN c-lb b1-lb b2-lb >"$out/$1.snap.json" 2>&1
   { cat /proc/net/ip_vs_bpf; echo "sysctl_bpf_mode $(sysctl -n net.ipv4.vs.bpf_mode)"
-    echo "ct_entries $(bpftool -j map dump pinned $PIN/ipvs_ct_v1 2>/dev/null | jq length 2>/dev/null || echo none)"
     echo "pins $(ls $PIN 2>/dev/null | tr '\n' ' ')"; } >"$out/$1.proc" 2>&1
 }
 # The stream's status file, field $2 (sent, recv, done).
@@ -168,6 +167,22 @@ rec good-start systemctl start ipvs-bpf
 snap s3-good
 progress s3 s3-after-good $((512 << 10))
 stream_finish s3
+
+# --- 3b. upgrade: changed tc and XDP objects installed where the daemon loads them, restart under a stream;
+# the changed programs are replaced in place, the maps (and the flow) stay; a restart after that keeps all
+stream_start s5
+rec s5-first wait_recv s5 $((1 << 20))
+snap s5-before
+rec upgrade-install cp build/bpf-variant/ipvs_xdp.bpf.o build/bpf-variant/ipvs_tc.bpf.o \
+  build/bpf-variant/ipvs_tc_kctx.bpf.o /usr/local/lib/ipvs-bpf/build/bpf/
+rec upgrade-restart systemctl restart ipvs-bpf
+snap s5-upgraded
+progress s5 s5-after-upgrade $((2 << 20))
+rec upgrade-restart-again systemctl restart ipvs-bpf
+snap s5-again
+progress s5 s5-after-again $((512 << 10))
+rec s5-conntrack conntrack -L -s "$TOPO_CLIENT" -d "$TOPO_VIP"
+stream_finish s5
 
 # --- 4. teardown: refused while the daemon runs; after stop it removes the data path; idempotent
 rec teardown-running /usr/local/sbin/ipvs-bpf --teardown
