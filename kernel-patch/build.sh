@@ -4,7 +4,7 @@
 # Build the patched IPVS modules (ip_vs, its schedulers and helpers, xt_ipvs)
 # out of tree for one Debian kernel:
 #   1. take net/netfilter/ipvs/, net/netfilter/xt_ipvs.c and include/net/ip_vs.h
-#      from Debian's linux-source-6.1 tarball,
+#      from Debian's linux-source-<series> tarball (6.1 for 6.1.0-57-amd64),
 #   2. apply patches/*.patch in order and copy the map ABI header
 #      (bpf/include/ipvs_bpf_abi.h) to include/net/ipvs_bpf_abi.h,
 #   3. run kbuild against /usr/src/linux-headers-<kver>.
@@ -15,13 +15,13 @@
 # the linux-source version; an entry counts only once its "stamp" is written.
 #
 # Usage: build.sh [--kver <release>] [--out <dir>] [--print-dir] [--force]
-#   --kver       kernel release, e.g. 6.1.0-56-amd64 (default: what the
-#                linux-image-amd64 meta package depends on; $kernelver under DKMS)
+#   --kver       kernel release, e.g. 6.1.0-57-amd64 (default: $kernelver under
+#                DKMS, else what scripts/lab-kernel.sh resolves, LAB_KERNEL=6.1|6.12)
 #   --out        also copy the built .ko files into <dir> (flat), e.g. for DKMS
 #   --print-dir  print the cache entry (with the .ko files under it) on stdout
 #   --force      rebuild even if the cache entry is complete
 # Environment: IPVS_BPF_KMOD_CACHE, IPVS_BPF_ABI_HEADER (path of the header),
-#   LINUX_SOURCE_TARBALL (default /usr/src/linux-source-6.1.tar.xz),
+#   LINUX_SOURCE_TARBALL (default /usr/src/linux-source-<series>.tar.xz),
 #   IPVS_BPF_ALLOW_SRC_MISMATCH=1 to accept a linux-source whose Debian version
 #   differs from the headers package.
 set -euo pipefail
@@ -45,29 +45,36 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+# Without --kver (and outside DKMS), the project's kernel resolver decides (LAB_KERNEL=6.1|6.12), the same
+# one the lab VM and scripts/setup.sh use; a staged DKMS tree has no resolver and always gets --kver.
+resolver=$here/../scripts/lab-kernel.sh
 if [ -z "$kver" ]; then
-	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-	      sed -n 's/^ *Depends: linux-image-\([0-9][^ ]*\)$/\1/p' | head -n1)
-	[ -n "$pkg" ] || die "cannot resolve the kernel from linux-image-amd64; pass --kver"
-	kver=$pkg
+	[ -f "$resolver" ] || die "no kernel given: pass --kver"
+	kver=$(bash "$resolver" | sed -n 's/^LAB_KVER=//p')
+	[ -n "$kver" ] || die "scripts/lab-kernel.sh resolved no kernel; pass --kver"
 fi
+# The series (6.1, 6.12, ...) names the linux-source package: 6.1.0-57-amd64 -> 6.1, 6.12.117+deb12-amd64 -> 6.12.
+[[ $kver =~ ^([0-9]+\.[0-9]+)[.-] ]] || die "cannot tell the kernel series of '$kver'"
+series=${BASH_REMATCH[1]}
+srcpkg=linux-source-$series
+fix="run 'bash scripts/setup.sh' (LAB_KERNEL=$series) or apt-get install"
 
 kdir=/usr/src/linux-headers-$kver
 [ -f "$kdir/Makefile" ] || kdir=/lib/modules/$kver/build
 [ -f "$kdir/Makefile" ] ||
-	die "no headers for $kver (apt-get install linux-headers-$kver)"
+	die "no headers for $kver ($fix linux-headers-$kver)"
 
-tarball=${LINUX_SOURCE_TARBALL:-/usr/src/linux-source-6.1.tar.xz}
-[ -f "$tarball" ] || die "$tarball missing (apt-get install linux-source-6.1)"
+hdr_ver=$(dpkg-query -W -f '${Version}' "linux-headers-$kver" 2>/dev/null || true)
+tarball=${LINUX_SOURCE_TARBALL:-/usr/src/$srcpkg.tar.xz}
+[ -f "$tarball" ] || die "$tarball missing ($fix $srcpkg${hdr_ver:+=$hdr_ver})"
 
 # The IPVS sources must come from the same Debian upload as the headers.
-hdr_ver=$(dpkg-query -W -f '${Version}' "linux-headers-$kver" 2>/dev/null || true)
-src_ver=$(dpkg-query -W -f '${Version}' linux-source-6.1 2>/dev/null || true)
+src_ver=$(dpkg-query -W -f '${Version}' "$srcpkg" 2>/dev/null || true)
 if [ -n "$hdr_ver" ] && [ "$hdr_ver" != "$src_ver" ]; then
 	[ "${IPVS_BPF_ALLOW_SRC_MISMATCH:-0}" = 1 ] ||
-		die "linux-source-6.1 is '$src_ver' but linux-headers-$kver is '$hdr_ver'" \
-		    "(install matching versions or set IPVS_BPF_ALLOW_SRC_MISMATCH=1)"
-	log "warning: linux-source-6.1 $src_ver != headers $hdr_ver"
+		die "$srcpkg is '$src_ver' but linux-headers-$kver is '$hdr_ver'" \
+		    "($fix $srcpkg=$hdr_ver, or set IPVS_BPF_ALLOW_SRC_MISMATCH=1)"
+	log "warning: $srcpkg $src_ver != headers $hdr_ver"
 fi
 
 abi=${IPVS_BPF_ABI_HEADER:-}
@@ -110,7 +117,7 @@ if [ $force = 1 ] || [ ! -f "$entry/stamp" ] || [ "$(cat "$entry/stamp")" != "$w
 	for p in "${patches[@]}"; do
 		log "applying $(basename "$p")"
 		patch -d "$tmp/src" -p1 --batch --forward --quiet < "$p" ||
-			die "$(basename "$p") does not apply"
+			die "$(basename "$p") does not apply to $series (the series is made for 6.1)"
 	done
 	log "building against $kdir"
 	make -C "$kdir" M="$tmp/src" -j"$(nproc)" modules > "$tmp/build.log" 2>&1 ||

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Make Debian's stock kernel (the one `linux-image-amd64` points at today) ready for the lab VM, and print
-# where it is as KEY=VALUE lines on stdout:
-#   LAB_KVER=6.1.0-56-amd64  LAB_KPKG_VERSION=6.1.192-2  LAB_KDIR=<cache dir>
+# Make Debian's stock kernel (the one scripts/lab-kernel.sh resolves: LAB_KERNEL=6.1 follows linux-image-amd64,
+# 6.12 linux-image-6.12-amd64) ready for the lab VM, and print where it is as KEY=VALUE lines on stdout:
+#   LAB_KVER=6.1.0-57-amd64  LAB_KSERIES=6.1  LAB_KPKG_VERSION=6.1.192-3  LAB_KDIR=<cache dir>
 #   LAB_VMLINUZ=<kernel image>  LAB_MODULES_DIR=<.../lib/modules/LAB_KVER>
 #
 # The package is downloaded and unpacked (never installed) into $LAB_CACHE/<kernel release>/, outside the
@@ -9,8 +9,7 @@
 # (written last) names the same package, version and cache format as wanted now; anything else is a stale or
 # half-built entry and is rebuilt. An flock on $LAB_CACHE/.lock keeps concurrent runs from building at once.
 #
-# Environment: LAB_CACHE (default /var/cache/ipvs-bpf/lab), LAB_KERNEL_PKG (default: resolved from
-# linux-image-amd64 with apt-cache, which reads the local package lists only).
+# Environment: LAB_CACHE (default /var/cache/ipvs-bpf/lab), LAB_KERNEL, LAB_KERNEL_PKG (see lab-kernel.sh).
 set -euo pipefail
 
 readonly CACHE_FORMAT=1   # bump when the layout of a cache entry changes
@@ -23,34 +22,20 @@ for tool in apt-cache apt-get dpkg-deb depmod flock sha256sum; do
   command -v "$tool" >/dev/null || die "'$tool' not found (install Debian packages apt, dpkg, kmod, util-linux)"
 done
 
-# Which package and version: the meta package's dependency, and that package's candidate version. apt-cache
-# takes ~1 s here (no binary package cache), so the answer is memoised per state of the package lists.
-resolve() {
-  local p=$LAB_KERNEL_PKG v
-  if [ -z "$p" ]; then
-    p=$(apt-cache depends linux-image-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
-    [ -n "$p" ] || die "cannot resolve linux-image-amd64 with apt-cache (run 'apt-get update' first)"
-  fi
-  v=$(apt-cache policy "$p" 2>/dev/null | sed -n 's/^ *Candidate: //p' | head -n1)
-  [ -n "$v" ] && [ "$v" != "(none)" ] || die "no candidate version for $p (run 'apt-get update' first)"
-  echo "$p $v"
-}
-LAB_KERNEL_PKG=${LAB_KERNEL_PKG:-}
-lists_key=$( { echo "$LAB_KERNEL_PKG"; stat -c '%n %s %Y' /var/lib/apt/lists/* /etc/apt/preferences* 2>/dev/null; } |
-             sha256sum | cut -c1-16)
-memo=$LAB_CACHE/.resolved-$lists_key
-if [ -s "$memo" ]; then
-  read -r pkg pkgver <"$memo"
-else
-  read -r pkg pkgver < <(resolve)
-  [ -n "${pkgver:-}" ] || exit 1
-  if mkdir -p "$LAB_CACHE" 2>/dev/null; then
-    rm -f "$LAB_CACHE"/.resolved-*
-    echo "$pkg $pkgver" >"$memo.$$" && mv "$memo.$$" "$memo"
-  fi
-fi
-kver=${pkg#linux-image-}
+# Which package, version and release: scripts/lab-kernel.sh decides (LAB_KERNEL=6.1|6.12, LAB_KERNEL_PKG),
+# after refreshing stale package lists, for the patch build and setup.sh alike.
+here=$(cd "$(dirname "$0")" && pwd)
+resolved=$(LAB_CACHE=$LAB_CACHE bash "$here/../../scripts/lab-kernel.sh") || exit 1
+pkg= pkgver= kver= series=
+while IFS='=' read -r k v; do
+  case "$k" in
+    LAB_KIMAGE_PKG) pkg=$v ;;
+    LAB_KPKG_VERSION) pkgver=$v ;;
+    LAB_KVER) kver=$v ;;
+    LAB_KSERIES) series=$v ;;
+  esac
+done <<<"$resolved"
+[ -n "$pkg" ] && [ -n "$pkgver" ] && [ -n "$kver" ] || die "scripts/lab-kernel.sh printed no kernel"
 
 kdir=$LAB_CACHE/$kver
 stamp=$kdir/stamp
@@ -62,8 +47,8 @@ entry_ok() { # $1 = cache entry dir; true when its stamp matches $want_stamp and
 }
 
 emit() {
-  printf 'LAB_KVER=%s\nLAB_KPKG_VERSION=%s\nLAB_KDIR=%s\nLAB_VMLINUZ=%s\nLAB_MODULES_DIR=%s\n' \
-    "$kver" "$pkgver" "$kdir" "$kdir/root/boot/vmlinuz-$kver" "$kdir/root/lib/modules/$kver"
+  printf 'LAB_KVER=%s\nLAB_KSERIES=%s\nLAB_KPKG_VERSION=%s\nLAB_KDIR=%s\nLAB_VMLINUZ=%s\nLAB_MODULES_DIR=%s\n' \
+    "$kver" "$series" "$pkgver" "$kdir" "$kdir/root/boot/vmlinuz-$kver" "$kdir/root/lib/modules/$kver"
   if [ -s "$kdir/vmlinux" ]; then echo "LAB_VMLINUX=$kdir/vmlinux"; fi
 }
 
