@@ -1,37 +1,48 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian bookworm machine: Debian packages, npm ci, build.
 # Used by `npm test`, `npm run demo` and the benchmarks, so each works from a clean clone.
+# Environment: LAB_KERNEL=6.1 (default) or 6.12, the lab kernel whose headers and sources are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+say() { echo "setup: $*" >&2; }
 
-APT_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 iptables conntrack
-          clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config xz-utils
-          netcat-openbsd socat bc ethtool)
-# The patched IPVS modules (kernel-patch/build.sh) build against the lab VM's kernel: the headers of the
-# release linux-image-amd64 depends on now (its ABI number moves with security updates) and the matching
-# linux-source-6.1. Resolved from the local package lists; refreshed once if they do not know it.
-kernel_release() {
-  apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: linux-image-\([0-9][^ ]*\)$/\1/p' | head -n1
+# The packages of every external command the scripts and tests run (scripts/commands.tsv; a unit test keeps
+# that file complete), and the libraries the builds link.
+mapfile -t APT_PKGS < <(awk -F'\t' '!/^#/ && NF == 3 && $2 != "npm" && $2 != "node" { print $2 }' scripts/commands.tsv | sort -u)
+((${#APT_PKGS[@]} > 10)) || { say "scripts/commands.tsv lists no packages"; exit 1; }
+
+# The patched IPVS modules (kernel-patch/build.sh) build against the lab VM's kernel: its headers and the
+# linux-source of its series, both at the image's exact Debian version. scripts/lab-kernel.sh resolves it
+# (refreshing stale package lists first), the same resolver the lab VM and the patch build use.
+kernel=$(bash scripts/lab-kernel.sh) || { say "cannot resolve the lab kernel (see above)"; exit 1; }
+kv() { sed -n "s/^$1=//p" <<<"$kernel"; }
+kver=$(kv LAB_KPKG_VERSION)
+PINNED=("$(kv LAB_KHEADERS_PKG)=$kver" "$(kv LAB_KSOURCE_PKG)=$kver")
+
+installed() { # $1 = package, $2 = wanted version (optional)
+  local st
+  st=$(dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null) || return 1
+  case "$st" in "install ok installed "*) ;; *) return 1 ;; esac
+  [ -z "${2:-}" ] || [ "${st##* }" = "$2" ]
 }
-kver=$(kernel_release)
-if [ -z "$kver" ] && [ "$(id -u)" = 0 ]; then apt-get update -qq; kver=$(kernel_release); fi
-[ -n "$kver" ] || { echo "setup: cannot resolve linux-image-amd64's kernel (apt-get update?)" >&2; exit 1; }
-APT_PKGS+=("linux-headers-$kver" linux-source-6.1)
-
 missing=()
-for p in "${APT_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+for p in "${APT_PKGS[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${PINNED[@]}"; do installed "${p%%=*}" "${p#*=}" || missing+=("$p"); done
 if ((${#missing[@]})); then
-  echo "setup: installing Debian packages: ${missing[*]}" >&2
-  if [ "$(id -u)" != 0 ]; then echo "setup: need root to install packages" >&2; exit 1; fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  say "installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then say "need root to install packages (run 'bash scripts/setup.sh' as root)"; exit 1; fi
+  inst() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades \
+             -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null; }
+  if ! inst; then
+    say "apt-get install failed; refreshing the package lists once and retrying"
+    apt-get update -qq -o DPkg::Lock::Timeout=600
+    inst
+  fi
 fi
 
 # npm ci when node_modules is missing or older than the lock file.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci" >&2
+  say "npm ci"
   npm ci --no-audit --no-fund >&2
 else
   npm run --silent build >&2
