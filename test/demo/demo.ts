@@ -12,7 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { patchedIpvsModules } from '../lab/patched-modules';
-import { runInVm } from '../lab/vm';
+import { prepareLabKernel, runInVm } from '../lab/vm';
 import type { DatapathReport } from './datapath-report';
 
 interface ClientReport {
@@ -36,8 +36,9 @@ async function main(): Promise<void> {
   const mode = process.env.DEMO_MODE ?? 'bpf';
   if (mode !== 'bpf' && mode !== 'ipvs') throw new Error(`DEMO_MODE must be bpf or ipvs, not ${JSON.stringify(mode)}`);
   const t0 = Date.now();
+  const kernel = await prepareLabKernel();
   const extraModules = mode === 'bpf' ? await patchedIpvsModules() : [];
-  process.stdout.write(`demo: booting the lab VM (Debian 6.1 kernel under qemu TCG, ` +
+  process.stdout.write(`demo: booting the lab VM (Debian kernel ${kernel.version} under qemu TCG, ` +
     `${mode === 'bpf' ? `${extraModules.length} patched IPVS modules` : 'stock IPVS'}; a minute or more)\n`);
   const r = await runInVm({
     script: 'bash test/demo/payload.sh',

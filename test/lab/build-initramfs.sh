@@ -10,9 +10,10 @@ die() { echo "build-initramfs: $*" >&2; exit 1; }
 : "${LAB_KDIR:?}" "${LAB_KVER:?}" "${LAB_MODULES_DIR:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 
-# Load order matters: each module's dependencies come before it.
-MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-         9pnet 9pnet_virtio netfs fscache 9p overlay)
+# What the initramfs needs (virtio PCI, 9p over virtio, overlayfs); their dependencies are taken from the
+# kernel's modules.dep and loaded first. Built-in ones are skipped: 6.12 builds virtio in, 6.1 has it as
+# modules, 6.12 has no fscache module (merged into netfs) and compresses modules with xz.
+MODULES=(virtio_pci 9pnet_virtio 9p overlay)
 
 busybox=""
 for b in /bin/busybox /usr/bin/busybox; do
@@ -42,11 +43,30 @@ cp "$busybox" "$stage/bin/busybox"
 cp "$here/init.sh" "$stage/init"
 chmod 755 "$stage/init" "$stage/bin/busybox"
 mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true   # init reopens it from devtmpfs anyway
+declare -A added=()
+add_module() { # $1 = module path as in modules.dep (kernel/.../name.ko[.xz|.zst]); its dependencies first
+  local path=$1 name deps d
+  name=$(basename "$path"); name=${name%%.ko*}
+  [ -z "${added[$name]:-}" ] || return 0
+  added[$name]=1
+  deps=$(grep -m1 "^$path:" "$LAB_MODULES_DIR/modules.dep" | cut -d: -f2)
+  # modules.dep lists a module's dependencies nearest first: load them from the end
+  for d in $(echo $deps | tr ' ' '\n' | tac); do add_module "$d"; done
+  case "$path" in
+    *.ko) cp "$LAB_MODULES_DIR/$path" "$stage/lab/modules/$name.ko" ;;
+    *.ko.xz) xz -dc "$LAB_MODULES_DIR/$path" >"$stage/lab/modules/$name.ko" ;;
+    *.ko.zst) zstd -qdc "$LAB_MODULES_DIR/$path" >"$stage/lab/modules/$name.ko" ;;
+    *) die "module $path: unknown compression" ;;
+  esac
+  echo "$name" >>"$stage/lab/modules.order"
+}
 for m in "${MODULES[@]}"; do
-  path=$(sed -n "s|^\(.*/$m\.ko\):.*|\1|p" "$LAB_MODULES_DIR/modules.dep" | head -n1)
-  [ -n "$path" ] || die "module $m not found in $LAB_MODULES_DIR/modules.dep"
-  cp "$LAB_MODULES_DIR/$path" "$stage/lab/modules/$m.ko"
-  echo "$m" >>"$stage/lab/modules.order"
+  path=$(grep -m1 -E "^([^:]*/)?$m\.ko(\.xz|\.zst)?:" "$LAB_MODULES_DIR/modules.dep" | cut -d: -f1 || true)
+  if [ -z "$path" ]; then
+    grep -qE "/$m\.ko\$" "$LAB_MODULES_DIR/modules.builtin" 2>/dev/null && continue
+    die "module $m is neither in modules.dep nor built in ($LAB_MODULES_DIR)"
+  fi
+  add_module "$path"
 done
 (cd "$stage" && find . -mindepth 1 | sort | cpio -o -H newc --owner=0:0 --quiet) >"$out.tmp"
 mv "$out.tmp" "$out"

@@ -7,8 +7,9 @@ import { LabVmOptions, runInVm } from './vm';
 
 const USAGE = `Usage: test/lab/labvm [options] -- 'bash command'
 
-Boots the lab VM (Debian's stock 6.1 kernel with real IPVS, under qemu/TCG, the host's root file system
-read-only with a tmpfs overlay) and runs the command as root there, in this checkout's directory.
+Boots the lab VM (Debian's stock 6.1 kernel with real IPVS, or 6.12 with LAB_KERNEL=6.12 in the
+environment; under qemu/TCG, the host's root file system read-only with a tmpfs overlay) and runs the
+command as root there, in this checkout's directory.
 The console (kernel messages and the command's output) streams to stdout; labvm exits with the
 command's exit status (124 on timeout, 255 if the VM failed before giving one).
 
@@ -30,6 +31,7 @@ Examples:
   test/lab/labvm -- 'modprobe ip_vs && ipvsadm -Ln'
   test/lab/labvm --systemd --env N=3 -- 'systemctl is-system-running --wait; echo $N'
   test/lab/labvm --patched -- 'modprobe ip_vs && ls /proc/net/ip_vs_bpf'
+  LAB_KERNEL=6.12 test/lab/labvm -- 'uname -r; modprobe ip_vs && ipvsadm -Ln'
 `;
 
 function fail(message: string): never {

@@ -48,7 +48,7 @@ export interface LabVmResult {
 }
 
 export interface LabKernel {
-  /** Kernel release, e.g. 6.1.0-56-amd64. */
+  /** Kernel release, e.g. 6.1.0-57-amd64 (6.12.117+deb12-amd64 with LAB_KERNEL=6.12). */
   version: string;
   vmlinuz: string;
   /** …/lib/modules/<version> of the unpacked kernel package. */
@@ -105,7 +105,8 @@ function required(values: Record<string, string>, key: string, from: string): st
   return v;
 }
 
-/** Downloads (once, cached under /var/cache/ipvs-bpf/lab) and unpacks Debian's current stock kernel. */
+/** Downloads (once, cached under /var/cache/ipvs-bpf/lab) and unpacks Debian's current stock kernel of the
+ * series LAB_KERNEL names (6.1 by default, or 6.12), as scripts/lab-kernel.sh resolves it. */
 export async function prepareLabKernel(): Promise<LabKernel> {
   const v = await runKeyValueScript(labScript('prepare-kernel.sh'));
   return {
