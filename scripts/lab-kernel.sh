@@ -107,7 +107,7 @@ elif [ "$age" -ge "$max_age_h" ]; then
   fi
 fi
 
-lists_key=$( { echo "$series $pinned"; stat -c '%n %s %Y' /var/lib/apt/lists/* /etc/apt/preferences* 2>/dev/null; } |
+lists_key=$( { echo "$series $pinned"; stat -c '%n %s %Y' "$stamp" /var/lib/apt/lists/* /etc/apt/preferences* 2>/dev/null; } |
              sha256sum | cut -c1-16)
 memo=$cache/.resolved-$series-$lists_key
 answer=
