@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--out) out=${2:?--out needs a value}; shift 2 ;;
 	--print-dir) print_dir=1; shift ;;
 	--force) force=1; shift ;;
-	-h|--help) sed -n '3,27p' "$0"; exit 0 ;;
+	-h|--help) sed -n "3,26p" "$0"; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 done
