@@ -88,6 +88,28 @@ describe('lab VM, shell mode', () => {
   });
 });
 
+describe('lab VM, other kernel series', () => {
+  it('boots Debian\'s 6.12 kernel (linux-image-6.12-amd64) with kernel: \'6.12\', and stock IPVS works there', async () => {
+    const k612 = await prepareLabKernel('6.12');
+    expect(k612.version).toMatch(/^6\.12\.\d+\+deb12-amd64$/);
+    const r = await runInVm({
+      kernel: '6.12',
+      timeoutMs: 3 * 60 * 1000,
+      script: [
+        'set -e',
+        'echo "kernel=$(uname -r)"',
+        'modprobe ip_vs',
+        'ipvsadm -A -t 10.0.0.1:80 -s rr',
+        'ipvsadm -Sn > "$LAB_OUT/rules"',
+      ].join('\n'),
+    });
+    expect(r.error).toBeUndefined();
+    expect(r.exitCode).toBe(0);
+    expect(r.console).toContain(`kernel=${k612.version}\n`);
+    expect(await fs.readFile(path.join(r.outDir, 'rules'), 'utf8')).toBe('-A -t 10.0.0.1:80 -s rr\n');
+  });
+});
+
 describe('lab VM, systemd mode', () => {
   it('boots systemd as PID 1 with a D-Bus system bus, runs the script once the system is up, and powers off', async () => {
     const r = await runInVm({

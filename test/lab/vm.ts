@@ -29,7 +29,12 @@ export interface LabVmOptions {
   extraModules?: string[];
   /** Live console output (kernel messages and the script's stdout/stderr), with \r removed. */
   onConsole?: (chunk: string) => void;
+  /** The Debian kernel series to boot (scripts/lab-kernel.sh); default: $LAB_KERNEL, else 6.1. */
+  kernel?: LabKernelSeries;
 }
+
+/** What scripts/lab-kernel.sh resolves: 6.1 follows linux-image-amd64, 6.12 linux-image-6.12-amd64. */
+export type LabKernelSeries = '6.1' | '6.12';
 
 export interface LabVmResult {
   /** The script's exit status; 124 on timeout; 255 when the VM stopped without a status (see error). */
@@ -107,8 +112,8 @@ function required(values: Record<string, string>, key: string, from: string): st
 
 /** Downloads (once, cached under /var/cache/ipvs-bpf/lab) and unpacks Debian's current stock kernel of the
  * series LAB_KERNEL names (6.1 by default, or 6.12), as scripts/lab-kernel.sh resolves it. */
-export async function prepareLabKernel(): Promise<LabKernel> {
-  const v = await runKeyValueScript(labScript('prepare-kernel.sh'));
+export async function prepareLabKernel(series?: LabKernelSeries): Promise<LabKernel> {
+  const v = await runKeyValueScript(labScript('prepare-kernel.sh'), kernelEnv(series));
   return {
     version: required(v, 'LAB_KVER', 'prepare-kernel.sh'),
     vmlinuz: required(v, 'LAB_VMLINUZ', 'prepare-kernel.sh'),
@@ -123,8 +128,12 @@ interface BootFiles {
   initramfs: string;
 }
 
-async function prepareBoot(): Promise<BootFiles> {
-  const k = await runKeyValueScript(labScript('prepare-kernel.sh'));
+function kernelEnv(series: LabKernelSeries | undefined): Record<string, string> {
+  return series ? { LAB_KERNEL: series } : {};
+}
+
+async function prepareBoot(series: LabKernelSeries | undefined): Promise<BootFiles> {
+  const k = await runKeyValueScript(labScript('prepare-kernel.sh'), kernelEnv(series));
   const kernel: LabKernel = {
     version: required(k, 'LAB_KVER', 'prepare-kernel.sh'),
     vmlinuz: required(k, 'LAB_VMLINUZ', 'prepare-kernel.sh'),
@@ -212,7 +221,7 @@ export async function runInVm(opts: LabVmOptions): Promise<LabVmResult> {
   validate(opts);
   const qemu = checkHost();
   const mode = opts.init ?? 'shell';
-  const boot = await prepareBoot();
+  const boot = await prepareBoot(opts.kernel);
   const checkout = checkoutRoot();
 
   await pruneOldRuns();
