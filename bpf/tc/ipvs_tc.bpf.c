@@ -8,7 +8,10 @@
  *                             the destination is rewritten, to cip:cport, so IPVS
  *                             still sees the reply and un-DNATs it.
  * ICMP errors about a flow (v4 and v6) are translated inside (embedded header,
- * its checksums) and outside.  IP fragments are left untouched and counted.
+ * its checksums) and outside.  IP fragments and IPv4 packets with options are
+ * left untouched and counted: the patched IPVS translates those itself (it sees
+ * them reassembled).  SCTP connections keep the client's port as their SNAT
+ * port, so only addresses change (its CRC32c does not cover them).
  * The L4 checksum must stay right for CHECKSUM_PARTIAL skbs (local senders,
  * veth: the field holds the pseudo-header sum) and CHECKSUM_COMPLETE ones
  * (skb->csum): the kctx build reads skb->ip_summed and writes the field
@@ -120,11 +123,16 @@ static __always_inline int l4_csum_fix(struct __sk_buff *skb, __u32 off, __u32 d
 		__u16 *p = data + off;
 		__u16 c;
 
-		if (summed != IPVS_CHECKSUM_COMPLETE && off <= TC_PULL_LEN && (void *)(p + 1) <= end) {
+		if (off <= TC_PULL_LEN && (void *)(p + 1) <= end && (summed != IPVS_CHECKSUM_COMPLETE ||
+								     (proto == IPPROTO_UDP && *p == 0))) {
 			c = *p;
 			/* what bpf_l4_csum_replace does, per state (incl. BPF_F_MARK_MANGLED_0) */
-			if (proto == IPPROTO_UDP && c == 0)
-				return 0; /* UDP without checksum */
+			if (proto == IPPROTO_UDP && c == 0) {
+				/* UDP without checksum: only skb->csum covers the ports */
+				if (summed == IPVS_CHECKSUM_COMPLETE && d_plain)
+					bpf_csum_update(skb, d_plain);
+				return 0;
+			}
 			if (summed == IPVS_CHECKSUM_PARTIAL) {
 				/* the field holds the pseudo-header sum, uncomplemented */
 				if (!dp)
@@ -140,6 +148,16 @@ static __always_inline int l4_csum_fix(struct __sk_buff *skb, __u32 off, __u32 d
 		}
 	}
 #endif
+	if (proto == IPPROTO_UDP && l4_csum_read(skb, off) == 0) {
+		/*
+		 * UDP without checksum: nothing in the packet covers the ports, but a
+		 * CHECKSUM_COMPLETE skb's csum does (bpf_csum_update changes only
+		 * those; -ENOTSUPP otherwise, which is right).
+		 */
+		if (d_plain)
+			bpf_csum_update(skb, d_plain);
+		return 0;
+	}
 	if (dp || IPVS_ABL_CSUM_HELPERS) {
 		before = l4_csum_read(skb, off);
 		rc = bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR | (v6 ? BPF_F_IPV6 : 0));

@@ -355,6 +355,75 @@ describe.each([
     expect(p.inner).toMatchObject({ dst: 'fd02::1', dport: 50001 });
   });
 
+  // A NIC's receive checksum (or a tunnel's, computed in software) makes CHECKSUM_COMPLETE skbs: skb->csum
+  // holds the sum of the packet, and every rewrite must move it along (the checksum helpers do, for the
+  // pseudo header; direct writes do not). BPF_F_TEST_SKB_CHECKSUM_COMPLETE (Linux 6.11) makes the test
+  // run's skb CHECKSUM_COMPLETE and fails the run with EBADMSG if skb->csum no longer matches the packet.
+  test('CHECKSUM_COMPLETE skbs: skb->csum still matches the rewritten packet and its checksums verify', () => {
+    const BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2;
+    // Address changes that move the pseudo-header sum (10.7.0.9 <-> 10.8.0.1; the connections above swap
+    // x.1.0.2 and x.2.0.1, which sum alike), and one that does not (10.4.0.2 -> 10.5.0.1: ports only).
+    const tcp4: IpvsConnection = {
+      proto: 'tcp', client: { addr: '10.7.0.9', port: 40020 }, vip: { addr: '10.8.0.9', port: 80 },
+      real: { addr: '10.8.0.2', port: 8080 }, local: { addr: '10.8.0.1', port: 50020 },
+    };
+    const udp4: IpvsConnection = { ...tcp4, proto: 'udp', client: { addr: '10.7.0.9', port: 40021 }, local: { addr: '10.8.0.1', port: 50021 } };
+    const zero4: IpvsConnection = {
+      proto: 'udp', client: { addr: '10.4.0.2', port: 40022 }, vip: { addr: '10.5.0.9', port: 80 },
+      real: { addr: '10.5.0.2', port: 8080 }, local: { addr: '10.5.0.1', port: 50022 },
+    };
+    const tcp6: IpvsConnection = {
+      proto: 'tcp', client: { addr: 'fd07::9', port: 40023 }, vip: { addr: 'fd08::9', port: 443 },
+      real: { addr: 'fd08::2', port: 8443 }, local: { addr: 'fd08::1', port: 50023 },
+    };
+    const udp6: IpvsConnection = { ...tcp6, proto: 'udp', client: { addr: 'fd07::9', port: 40024 }, local: { addr: 'fd08::1', port: 50024 } };
+    const entries = [tcp4, udp4, zero4, tcp6, udp6].flatMap((c) => ipvsConnEntries(c));
+    const payload = Buffer.from(Array.from({ length: 333 }, (_, i) => (i * 37 + 11) & 0xff));
+    const { tcEgress: eg, tcIngress: ing } = b().dp.progs;
+    const out = (c: IpvsConnection, l4: number, opts: Partial<L4Spec> = {}): Buffer =>
+      frame({ proto: l4, src: c.client.addr, dst: c.real.addr, sport: c.client.port, dport: c.real.port, payload, ...opts });
+    const back = (c: IpvsConnection, l4: number, opts: Partial<L4Spec> = {}): Buffer =>
+      frame({ proto: l4, src: c.real.addr, dst: c.local.addr, sport: c.real.port, dport: c.local.port, payload, ...opts });
+    const icmp = (outer: [string, string], inner: L4Spec): Buffer => ether('02:00:00:00:00:aa', '02:00:00:00:00:bb',
+      icmpError(outer[0], outer[1], ipPacket(inner)));
+    const snat = (c: IpvsConnection): Record<string, unknown> => ({ src: c.local.addr, sport: c.local.port, dst: c.real.addr });
+    const unsnat = (c: IpvsConnection): Record<string, unknown> => ({ src: c.real.addr, dst: c.client.addr, dport: c.client.port });
+    const cases: [string, number, Buffer, Record<string, unknown>][] = [
+      ['egress TCP v4', eg, out(tcp4, TCP), snat(tcp4)],
+      ['ingress TCP v4', ing, back(tcp4, TCP), unsnat(tcp4)],
+      ['egress UDP v4', eg, out(udp4, UDP), snat(udp4)],
+      ['ingress UDP v4', ing, back(udp4, UDP), unsnat(udp4)],
+      ['ingress UDP v4 without checksum', ing, back(udp4, UDP, { udpZeroCsum: true }), { ...unsnat(udp4), l4Csum: 0 }],
+      ['egress UDP v4, pseudo-header sum unchanged', eg, out(zero4, UDP), snat(zero4)],
+      ['egress TCP v6', eg, out(tcp6, TCP), snat(tcp6)],
+      ['ingress UDP v6', ing, back(udp6, UDP), unsnat(udp6)],
+      ['ingress ICMP error v4', ing, icmp([tcp4.real.addr, tcp4.local.addr],
+        { proto: TCP, src: tcp4.local.addr, dst: tcp4.real.addr, sport: tcp4.local.port, dport: tcp4.real.port }), { dst: tcp4.client.addr }],
+      ['egress ICMPv6 error', eg, icmp([tcp6.client.addr, tcp6.real.addr],
+        { proto: TCP, src: tcp6.real.addr, dst: tcp6.client.addr, sport: tcp6.real.port, dport: tcp6.client.port }), { src: tcp6.local.addr }],
+    ];
+    for (const e of entries) b().flows.put(e.key, e.value);
+    try {
+      const before = readStats(b().dp.statsMap);
+      for (const [name, prog, f, want] of cases) {
+        let r: ReturnType<typeof native.progTestRun>;
+        try {
+          r = native.progTestRun(prog, { data: f, flags: BPF_F_TEST_SKB_CHECKSUM_COMPLETE });
+        } catch (e) {
+          throw new Error(`${name}: ${(e as Error).message} (EBADMSG: skb->csum no longer matches the packet)`);
+        }
+        expect([name, r.retval]).toEqual([name, TC_ACT_UNSPEC]);
+        expect([name, parseEther(r.dataOut).ip]).toEqual([name, expect.objectContaining({ ...want, checksumsOk: true })]);
+      }
+      const after = readStats(b().dp.statsMap);
+      expect(after.TC_SNAT_HIT + after.TC_REPLY_HIT + after.TC_ICMP_HIT - before.TC_SNAT_HIT - before.TC_REPLY_HIT - before.TC_ICMP_HIT)
+        .toBe(BigInt(cases.length));
+      expect(after.ERROR - before.ERROR).toBe(0n);
+    } finally {
+      for (const e of entries) b().flows.delete(e.key);
+    }
+  });
+
   // Local senders and veth hand over CHECKSUM_PARTIAL skbs: the L4 field holds only the
   // pseudo-header sum. Real TCP and UDP through the tc programs, senders with tx checksum
   // offload on (so the LB sees PARTIAL skbs), the LB's devices with it off.
