@@ -5,7 +5,8 @@
  * test/integration/vm/ipvs-bpf-e2e.sh, which records figures as key=value lines; the judgement is here.
  * Phases, in the order they run: kernel-patch/test/vm-smoke.sh; a control run with plain IPVS NAT and
  * MASQUERADE; N TCP and N UDP flows through the daemon's data path (held open, then closed and expired);
- * a long-lived TCP flow carried by XDP past IPVS's idle timeout; map full; map absent (fallback nat, drop).
+ * a long-lived TCP flow carried by XDP past IPVS's idle timeout; protocol edges (SCTP, fragmented UDP, IPv4
+ * options, with be1 routing only the SNAT addresses back); map full; map absent (fallback nat, drop).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -22,6 +23,8 @@ const ROOT = path.resolve(__dirname, '../..');
 const N = 45;
 const BACKENDS = ['be1', 'be2', 'local'] as const;
 const SMOKE_CHECKS = 39;
+/** The daemon's SNAT addresses (ipvs-bpf-e2e.sh): TOPO_SNAT and SNAT2. */
+const SNAT = ['10.9.0.1', '10.9.0.2'];
 
 let outDir = '';
 let consoleTail = '';
@@ -73,10 +76,13 @@ beforeAll(async () => {
   tools = mkdtempSync('/var/tmp/ipvs-bpf-e2e-');
   const ctl = path.join(tools, 'ipvs-bpf-ctl');
   execFileSync('gcc', ['-O2', '-Wall', '-o', ctl, path.join(ROOT, 'kernel-patch/tools/ipvs-bpf-ctl.c')], { stdio: 'pipe' });
+  // clang, not gcc: setup.sh installs clang (gcc may be absent on a fresh machine)
+  const edgePeer = path.join(tools, 'edge-peer');
+  execFileSync('clang', ['-O2', '-Wall', '-o', edgePeer, path.join(ROOT, 'test/integration/vm/edge-peer.c')], { stdio: 'pipe' });
   const r = await runInVm({
     script: 'bash test/integration/vm/ipvs-bpf-e2e.sh',
     extraModules: await patchedIpvsModules(),
-    env: { E2E_FLOWS: String(N), E2E_SMOKE_CTL: ctl },
+    env: { E2E_FLOWS: String(N), E2E_SMOKE_CTL: ctl, E2E_EDGE_PEER: edgePeer },
     timeoutMs: 20 * 60 * 1000,
   });
   outDir = r.outDir;
@@ -109,7 +115,7 @@ test('the daemon in mode bpf: rules applied, tc + XDP on every LB interface, map
   figures('daemon start', [
     ['daemon.ready', fig('daemon.ready'), 1],
     ['net.ipv4.vs.bpf_mode', fig('bpf.bpf_mode'), 1],
-    ['services from the rule file', fig('bpf.services'), 3],
+    ['services from the rule file', fig('bpf.services'), 7],
     ['map_id registered with IPVS', fig('before.kernel.map_id'), (v) => v > 0, '> 0'],
     ['LB interfaces', ifs.length, 3],
     ...ifs.flatMap((i): [string, number, number][] => [[`${i}: XDP programs`, fig(`attach.${i}.xdp`), 1], [`${i}: tc filters (ingress+egress)`, fig(`attach.${i}.tc`), 2]]),
@@ -216,6 +222,102 @@ test('a long-lived TCP flow carried by XDP outlives IPVS\'s idle timeout (keep-a
     ['XDP_PASS_FLAG during the window (TCP established: no flag)', delta('bpf.XDP_PASS_FLAG', 'long_a', 'long_b'), 0],
     ['kernel keepalives during the window', delta('kernel.keepalives', 'long_a', 'long_b'), (v) => v >= 1, '>= 1'],
   ]);
+});
+
+/** A recorded text figure (edge-peer's results), '' when missing. */
+const txt = (key: string): string => kv.get(key) ?? '';
+
+/** The edge real servers' per-datagram lines (edge-peer udp-serve). */
+function udpServerLog(name: string): { ip: string; port: number; len: number; ok: boolean; opts: number }[] {
+  const f = path.join(outDir, `edge-${name}.log`);
+  if (!existsSync(f)) throw new Error(`no ${f}; console tail:\n${consoleTail}`);
+  return readFileSync(f, 'utf8').split('\n').map((l) => /^udp peer=([\d.]+):(\d+) len=(\d+) ok=(\d) opts=(\d+)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ ip: m[1], port: Number(m[2]), len: Number(m[3]), ok: m[4] === '1', opts: Number(m[5]) }));
+}
+
+describe('protocol edges in bpf mode (be1 routes only the SNAT addresses back, so untranslated packets get no answer)', () => {
+  const UDP_PAIRS = ['1200_1200', '3000_3000', '8000_8000', '100_8000', '8000_100'];
+  // fragmented or with options: 3000, 8000 and 8000-byte requests, 100 and 3000 with options (and the same replies)
+  const SLOW_EACH_WAY = 5;
+
+  test('SCTP: the SNAT address changes and the client\'s port stays; a second client with that port gets the second address; IPVS sees every chunk; no conntrack', () => {
+    figures('SCTP associations a (10.1.0.2:5001) and b (10.1.0.3:5001) through VIP:7000 -> be1:7001', [
+      ['a: connect', txt('edge.sctp_a.connect'), 'ok'],
+      ['a: the real server sees', txt('edge.sctp_a.peer'), `${SNAT[0]} 5001`],
+      ['a: 100000 bytes echoed exactly', txt('edge.sctp_a.echo'), 'ok'],
+      ['b: connect', txt('edge.sctp_b.connect'), 'ok'],
+      ['b: the real server sees', txt('edge.sctp_b.peer'), `${SNAT[1]} 5001`],
+      ['b: 100000 bytes echoed exactly', txt('edge.sctp_b.echo'), 'ok'],
+      ['kernel collisions while b was placed', delta('kernel.collisions', 'edge_s0', 'edge_s1'), 1],
+      ['SCTP REPLY entries (a and b)', fig('edge_s1.map.sctp.REPLY'), 2],
+      ['SCTP SNAT entries', fig('edge_s1.map.sctp.SNAT'), 2],
+      ['SCTP FWD entries', fig('edge_s1.map.sctp.FWD'), 2],
+      ['SCTP entries flagged NO_FASTPATH (all)', fig('edge_s1.map.sctp.no_fastpath'), 6],
+      ['tc SNAT hits (addresses only)', delta('bpf.TC_SNAT_HIT', 'edge_t', 'edge_s1'), (v) => v > 0, '> 0'],
+      ['tc reply hits', delta('bpf.TC_REPLY_HIT', 'edge_t', 'edge_s1'), (v) => v > 0, '> 0'],
+      ['XDP passes (flagged) to IPVS', delta('bpf.XDP_PASS_FLAG', 'edge_t', 'edge_s1'), (v) => v > 0, '> 0'],
+      ['conntrack entries, SCTP, while held', fig('edge_s1.ct.sctp'), 0],
+      ['nf_conntrack_count while held', fig('edge_s1.ct.total'), 0],
+      ['ERROR', delta('bpf.ERROR', 'edge_t', 'edge_s2'), 0],
+    ]);
+    // c (10.1.0.4:5001): both addresses taken for that port towards be1:7001
+    const exhausted = delta('kernel.ports_exhausted', 'edge_s1', 'edge_s2');
+    figures('SCTP association c, a third client with port 5001', [
+      ['c: no free SNAT address (ports_exhausted)', exhausted, (v) => v >= 1, '>= 1'],
+      ['c: each fell back (fallbacks)', delta('kernel.fallbacks', 'edge_s1', 'edge_s2'), exhausted],
+      ['c: entries written', delta('kernel.inserts', 'edge_s1', 'edge_s2'), 0],
+      ['c: plain NAT cannot answer (be1 does not route the client back)', txt('edge.sctp_c.connect').replace(/:.*/, ''), 'fail'],
+    ]);
+  });
+
+  test('UDP datagrams of 3000 and 8000 bytes, either way, reach the real server from the SNAT address and come back byte-exact, translated by IPVS', () => {
+    const log = udpServerLog('udp');
+    const bad = log.filter((l) => !l.ok || !SNAT.includes(l.ip) || l.port !== log[0].port);
+    figures('UDP through VIP:5300 -> be1:9053 (request:reply bytes)', [
+      ...UDP_PAIRS.map((p): [string, string, string] => [`${p.replace('_', ':')} echoed`, txt(`edge.udp.${p}`), 'ok']),
+      ['datagrams the real server got', log.length, UDP_PAIRS.length],
+      ['... not byte-exact, not from a SNAT address, or from another port', bad.length, 0],
+      ['... sizes', log.map((l) => l.len).join(' '), '1200 3000 8000 100 8000'],
+    ]);
+    figures('UDP: how they got there', [
+      ['kernel slow_snat (requests IPVS translated: fragmented or with options)', delta('kernel.slow_snat', 'edge_a', 'edge_u'), SLOW_EACH_WAY],
+      ['kernel slow_reply (replies IPVS translated)', delta('kernel.slow_reply', 'edge_a', 'edge_u'), SLOW_EACH_WAY],
+      ['XDP passed fragments', delta('bpf.XDP_PASS_FRAG', 'edge_a', 'edge_u'), (v) => v > 0, '> 0'],
+      ['tc passed fragments', delta('bpf.TC_PASS_FRAG', 'edge_a', 'edge_u'), (v) => v > 0, '> 0'],
+      ['conntrack entries, UDP', fig('edge_u.ct.udp'), 0],
+      ['nf_conntrack_count', fig('edge_u.ct.total'), 0],
+      ['ERROR', delta('bpf.ERROR', 'edge_a', 'edge_u'), 0],
+    ]);
+  });
+
+  test('IPv4 options (Record Route) on UDP and TCP, both directions: delivered, answered with options, byte-exact', () => {
+    const log = udpServerLog('udpopt');
+    figures('UDP with Record Route both ways through VIP:5301 -> be1:9054, TCP with it through VIP:82 -> be1:9080', [
+      ['UDP 100:100 echoed', txt('edge.udpopt.100_100'), 'ok'],
+      ['UDP 3000:3000 echoed', txt('edge.udpopt.3000_3000'), 'ok'],
+      ['UDP replies carried options (bytes)', fig('edge.udpopt.100_100.opts'), (v) => v > 0, '> 0'],
+      ['UDP datagrams the real server got with options, byte-exact, from a SNAT address',
+        log.filter((l) => l.ok && l.opts > 0 && SNAT.includes(l.ip)).length, 2],
+      ['TCP connect', txt('edge.tcpopt.connect'), 'ok'],
+      ['TCP: the real server got the SYN with options (bytes it echoes)', fig('edge.tcpopt.srvopts'), (v) => v > 0, '> 0'],
+      ['TCP: the real server sees a SNAT address', String(SNAT.includes(txt('edge.tcpopt.peer').split(' ')[0])), 'true'],
+      ['TCP: 200000 bytes echoed exactly', txt('edge.tcpopt.echo'), 'ok'],
+    ]);
+    figures('IPv4 options: how they got there', [
+      ['TCP: segments IPVS SNATed (options)', delta('kernel.slow_snat', 'edge_u', 'edge_t'), (v) => v > 0, '> 0'],
+      ['TCP: replies IPVS translated (options)', delta('kernel.slow_reply', 'edge_u', 'edge_t'), (v) => v > 0, '> 0'],
+      ['ERROR', delta('bpf.ERROR', 'edge_u', 'edge_t'), 0],
+    ]);
+  });
+
+  test('the edge connections and their entries go when their real servers are removed', () => {
+    figures('after the edge phase', [
+      ['kernel conns owning entries', fig('edge.conns_left'), 0],
+      ['map entries left', fig('edge_end.map.entries'), 0],
+      ['kernel delete_errors (delta)', delta('kernel.delete_errors', 'edge_a', 'edge_end'), 0],
+    ]);
+  });
 });
 
 test('map full: connections still work through the fallback (plain NAT) and are counted', () => {

@@ -6,8 +6,10 @@
 #   $LAB_OUT/*.log, *.txt        diagnostics (daemon log, ipvsadm/conntrack listings, probe details)
 # Phases: smoke (kernel-patch/test/vm-smoke.sh, fresh module state), control (plain IPVS NAT +
 # MASQUERADE), bpf (the daemon in mode bpf: N flows held, then expiry), long (one TCP flow carried by XDP
-# past IPVS's idle timeout), full (map full), absent (map detached: fallback nat, then drop).
-# Env: E2E_FLOWS (N), E2E_SMOKE_CTL (ipvs-bpf-ctl binary; empty = skip the smoke phase), E2E_MAP_ENTRIES.
+# past IPVS's idle timeout), edge (SCTP, fragmented UDP and IPv4 options through bpf mode, with be1
+# routing only the SNAT addresses back), full (map full), absent (map detached: fallback nat, then drop).
+# Env: E2E_FLOWS (N), E2E_SMOKE_CTL (ipvs-bpf-ctl binary; empty = skip the smoke phase), E2E_MAP_ENTRIES,
+# E2E_EDGE_PEER (edge-peer binary, test/integration/vm/edge-peer.c; empty = skip the edge phase).
 # The smoke test runs first, on fresh module state (it checks absolute counters); everything after it
 # judges counters by their change between two snapshots.
 set -u
@@ -23,6 +25,9 @@ TRAFFIC=dist/test/integration/vm/ipvs-bpf-traffic.js
 PROBE=dist/test/integration/vm/ipvs-bpf-probe.js
 VIP=10.0.0.100
 CLIENT=10.1.0.2
+EP=${E2E_EDGE_PEER:-}
+# a second SNAT address: SCTP keeps the client's port, so two clients with the same port need two
+SNAT2=10.9.0.2
 T0=$(date +%s%N)
 
 kv() { echo "$1=$2" >>"$KV"; }
@@ -36,6 +41,11 @@ nap() { read -r -t "$1" -u 9 || true; }
 wait_file() { # wait_file <file> <seconds>
   local i
   for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; nap 0.1; done
+  return 1
+}
+wait_file_line() { # wait_file_line <file> <line> <seconds>
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do grep -qx "$2" "$1" 2>/dev/null && return 0; nap 0.1; done
   return 1
 }
 # The node helpers run as command loops (ipvs-bpf-rpc.ts): one node start each, not one per command.
@@ -91,12 +101,21 @@ mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 source test/lab/topology.sh
 topo_up
 topo_tx_csum_off
+ip addr add "$SNAT2/32" dev lo
 kv topo.lb_ifs "${TOPO_LB_IFS[*]}"
 # Every node start reads node and its modules over 9p and takes seconds of emulated CPU: start the
 # long-lived servers now, while the smoke test (shell tools) runs.
 ip netns exec be1 node "$TRAFFIC" serve be1 0.0.0.0 8080 8053 >"$OUT/be1.log" 2>&1 &
 ip netns exec be2 node "$TRAFFIC" serve be2 0.0.0.0 8080 8053 >"$OUT/be2.log" 2>&1 &
 node "$TRAFFIC" serve local "$TOPO_LOCAL_RS" 8080 8053 >"$OUT/local.log" 2>&1 &
+# the edge phase's real servers on be1: UDP echo (9053; 9054 answers with IP options), TCP and SCTP echo
+if [ -n "$EP" ]; then
+  modprobe sctp
+  ip netns exec be1 "$EP" udp-serve 0.0.0.0 9053 plain >"$OUT/edge-udp.log" 2>&1 &
+  ip netns exec be1 "$EP" udp-serve 0.0.0.0 9054 opt >"$OUT/edge-udpopt.log" 2>&1 &
+  ip netns exec be1 "$EP" stream-serve tcp 0.0.0.0 9080 >"$OUT/edge-tcp.log" 2>&1 &
+  ip netns exec be1 "$EP" stream-serve sctp 0.0.0.0 7001 >"$OUT/edge-sctp.log" 2>&1 &
+fi
 
 # ---------------------------------------------------------------- smoke
 if [ -n "${E2E_SMOKE_CTL:-}" ]; then
@@ -122,6 +141,9 @@ for s in be1 be2 local; do
   ns=$s; [ $s = local ] && ns=-
   topo_wait_listen "$ns" tcp 8080 && topo_wait_listen "$ns" udp 8053 || kv "server.$s" down
 done
+if [ -n "$EP" ]; then
+  for s in udp udpopt tcp sctp; do wait_file_line "$OUT/edge-$s.log" listening 30 || kv "server.edge-$s" down; done
+fi
 kv servers.up_ms "$(ms)"
 rpc_start client 8 ip netns exec client node "$TRAFFIC"
 rpc_start probe 7 node "$PROBE"
@@ -137,13 +159,21 @@ cat >"$W/rules" <<EOF
 -a -u $VIP:53 -r $TOPO_LOCAL_RS:8053 -m -w 1
 -A -t $VIP:81 -s rr
 -a -t $VIP:81 -r 10.2.1.2:8080 -m -w 1
+-A -u $VIP:5300 -s rr
+-a -u $VIP:5300 -r 10.2.1.2:9053 -m -w 1
+-A -u $VIP:5301 -s rr
+-a -u $VIP:5301 -r 10.2.1.2:9054 -m -w 1
+-A -t $VIP:82 -s rr
+-a -t $VIP:82 -r 10.2.1.2:9080 -m -w 1
+-A --sctp-service $VIP:7000 -s rr
+-a --sctp-service $VIP:7000 -r 10.2.1.2:7001 -m -w 1
 EOF
 cp "$W/rules" "$OUT/rules"
 cat >"$W/lab.json" <<EOF
 { "pinDir": "/sys/fs/bpf/ipvs-bpf", "client": "$CLIENT", "vip": "$VIP",
   "services": { "tcp": { "vport": 80, "rport": 8080 }, "udp": { "vport": 53, "rport": 8053 } },
   "backends": { "be1": "10.2.1.2", "be2": "10.2.2.2", "local": "$TOPO_LOCAL_RS" },
-  "snat": ["$TOPO_SNAT"], "snatPorts": [1024, 65535] }
+  "snat": ["$TOPO_SNAT", "$SNAT2"], "snatPorts": [1024, 65535] }
 EOF
 # conntrack is active in the LB netns only once a rule asks for it; this one does, in both runs
 iptables -A FORWARD -m conntrack --ctstate NEW,ESTABLISHED,RELATED,UNTRACKED -j ACCEPT
@@ -177,7 +207,7 @@ cat >"$W/config.json" <<EOF
   "interfaces": ["c-lb", "b1-lb", "b2-lb"],
   "xdp": { "enabled": true, "mode": "native" },
   "mapEntries": $MAP_ENTRIES,
-  "snat": { "addresses": ["$TOPO_SNAT"], "fallback": "nat" },
+  "snat": { "addresses": ["$TOPO_SNAT", "$SNAT2"], "fallback": "nat" },
   "dbus": { "bus": "none" },
   "log": { "level": "info" }
 }
@@ -267,6 +297,85 @@ touch "$W/long/stop"
 rpc_wait client $lid 60 2>>"$OUT/long-client.err"
 kv long.client_rc $?
 cp "$W/long/long.json" "$OUT/long.json"
+
+# ---------------------------------------------------------------- edge: SCTP, fragments, IP options
+# be1 routes only the SNAT addresses back: a packet that reaches it untranslated gets no answer.
+edge_services=("-u $VIP:5300 -r 10.2.1.2:9053" "-u $VIP:5301 -r 10.2.1.2:9054" "-t $VIP:82 -r 10.2.1.2:9080"
+               "--sctp-service $VIP:7000 -r 10.2.1.2:7001")
+wait_held() { # wait_held <name> <pid>: until the stream client holds its association (or gave up)
+  local i
+  for ((i = 0; i < 600; i++)); do
+    [ -e "$W/edge/$1.held" ] && return 0
+    kill -0 "$2" 2>/dev/null || break
+    nap 0.1
+  done
+  kv "$1.held" no
+}
+edge_ct() { # edge_ct <prefix>: conntrack entries now, per protocol and in all
+  local p
+  for p in udp tcp sctp; do kv "$1.ct.$p" "$(conntrack -L -p $p 2>/dev/null | grep -c .)"; done
+  kv "$1.ct.total" "$(topo_conntrack_count)"
+}
+if [ -n "$EP" ]; then
+  phase edge
+  ipvsadm --set 120 5 10
+  ip -n be1 route add blackhole 10.1.0.0/24
+  ip -n client addr add 10.1.0.3/24 dev eth0
+  ip -n client addr add 10.1.0.4/24 dev eth0
+  mkdir -p "$W/edge"
+  probe state "$W/lab.json" edge_a
+  # UDP through VIP:5300 (plain) and VIP:5301 (both ways with Record Route): <request>:<reply> bytes;
+  # 3000 and 8000 leave the client, and the real server, in fragments (MTU 1500)
+  ip netns exec client "$EP" udp edge.udp "$CLIENT" 41000 "$VIP" 5300 plain \
+    1200:1200 3000:3000 8000:8000 100:8000 8000:100 >>"$KV" 2>>"$OUT/edge-client.err"
+  ip netns exec client "$EP" udp edge.udpopt "$CLIENT" 41001 "$VIP" 5301 opt 100:100 3000:3000 \
+    >>"$KV" 2>>"$OUT/edge-client.err"
+  edge_ct edge_u
+  probe state "$W/lab.json" edge_u
+  # TCP with Record Route from the client; the real server echoes the option on every segment
+  ip netns exec client "$EP" stream edge.tcpopt tcp "$CLIENT" 41002 "$VIP" 82 opt 200000 \
+    >>"$KV" 2>>"$OUT/edge-client.err"
+  probe state "$W/lab.json" edge_t
+  # SCTP: a and b use the same client port (two client addresses), so b needs the second SNAT address;
+  # c, a third, finds none free and falls back (plain NAT, which be1's routes do not carry)
+  ip netns exec client "$EP" stream edge.sctp_a sctp "$CLIENT" 5001 "$VIP" 7000 plain 100000 "$W/edge" \
+    >"$W/edge/a.kv" 2>>"$OUT/edge-client.err" &
+  sa=$!
+  wait_held edge.sctp_a $sa
+  probe state "$W/lab.json" edge_s0
+  ip netns exec client "$EP" stream edge.sctp_b sctp 10.1.0.3 5001 "$VIP" 7000 plain 100000 "$W/edge" \
+    >"$W/edge/b.kv" 2>>"$OUT/edge-client.err" &
+  sb=$!
+  wait_held edge.sctp_b $sb
+  edge_ct edge_s1
+  probe state "$W/lab.json" edge_s1
+  ipvsadm -Lnc >"$OUT/edge-ipvsadm-c.txt"
+  ip netns exec client "$EP" stream edge.sctp_c sctp 10.1.0.4 5001 "$VIP" 7000 plain 1000 \
+    >>"$KV" 2>>"$OUT/edge-client.err"
+  probe state "$W/lab.json" edge_s2
+  touch "$W/edge/release"
+  wait $sa $sb
+  cat "$W/edge/a.kv" "$W/edge/b.kv" >>"$KV"
+  edge_ct edge_s3
+  # done: IPVS keeps closed SCTP associations 61 s; removing the real servers (expire_nodest_conn)
+  # expires every edge connection now, and they are put back as the rule file has them
+  sysctl -qw net.ipv4.vs.expire_nodest_conn=1
+  for s in "${edge_services[@]}"; do
+    # shellcheck disable=SC2086
+    ipvsadm -d $s
+  done
+  for ((i = 0; i < 60; i++)); do [ "$(counter conns)" = 0 ] && break; nap 0.5; done
+  for s in "${edge_services[@]}"; do
+    # shellcheck disable=SC2086
+    ipvsadm -a $s -m -w 1
+  done
+  sysctl -qw net.ipv4.vs.expire_nodest_conn=0
+  kv edge.conns_left "$(counter conns)"
+  ip -n be1 route del blackhole 10.1.0.0/24
+  ip -n client addr del 10.1.0.3/24 dev eth0
+  ip -n client addr del 10.1.0.4/24 dev eth0
+  probe state "$W/lab.json" edge_end
+fi
 
 # ---------------------------------------------------------------- full: the map is full
 phase full

@@ -3,7 +3,8 @@
  * test/integration/vm/ipvs-bpf-e2e.sh. Prints `key=value` lines (the test judges them):
  *
  *   state <lab.json> <prefix> [flows.json]
- *       <prefix>.map.entries, <prefix>.map.<proto>.<KIND> (every kind the ABI defines), the BPF counters
+ *       <prefix>.map.entries, <prefix>.map.<proto>.<KIND> (every kind the ABI defines),
+ *       <prefix>.map.<proto>.no_fastpath (entries flagged IPVS_BPF_F_NO_FASTPATH), the BPF counters
  *       (<prefix>.bpf.<NAME>) and the patched IPVS's counters (<prefix>.kernel.<key>); with flows.json also,
  *       per protocol, how many flows to a remote backend have their three entries exactly as the ABI says
  *       (<prefix>.entries.<proto>.complete), entries of flows to the local real server
@@ -61,8 +62,9 @@ function state(facts: LabFacts, prefix: string, flowsFile: string | undefined): 
   const st = openMap(facts, layout.pin.statsMap);
   const entries = new FlowTable(ct).list().filter((f) => !f.key.src.addr.startsWith(FILL_NET));
   put('map.entries', entries.length);
-  for (const proto of ['tcp', 'udp'] as L4Proto[]) {
+  for (const proto of ['tcp', 'udp', 'sctp'] as L4Proto[]) {
     for (const kind of KINDS) put(`map.${proto}.${kind}`, entries.filter((f) => f.key.proto === proto && f.key.kind === kind).length);
+    put(`map.${proto}.no_fastpath`, entries.filter((f) => f.key.proto === proto && (f.value.flags & layout.flags.NO_FASTPATH) !== 0).length);
   }
   for (const [k, v] of Object.entries(readStats(st))) put(`bpf.${k}`, v);
   for (const [k, v] of Object.entries(readControlState())) if (/^\d+$/.test(v)) put(`kernel.${k}`, v);
