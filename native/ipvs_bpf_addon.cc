@@ -698,6 +698,44 @@ Napi::Value MapDump(const Napi::CallbackInfo &info) {
   return r;
 }
 
+// mapBatch(fd, token: number | null, max) -> { count, keys, values, next: number | null }
+// One page of a hash map: at most `max` entries from the bucket `token` on (null: from the start), by
+// BPF_MAP_LOOKUP_BATCH. `next` is the bucket to continue from, null when the walk is complete. A bucket
+// token (not a key) survives deletion of the entries already returned; get_next_key from a deleted key
+// restarts at the first element. A single bucket holding more than `max` entries is returned whole.
+Napi::Value MapBatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = I32(info[0]);
+  bool first = info[1].IsNull() || info[1].IsUndefined();
+  __u32 token = first ? 0 : U32(info[1]);
+  __u32 max = U32(info[2]);
+  if (max == 0) Throw(env, EINVAL, "map batch: max must be positive");
+  struct bpf_map_info mi;
+  size_t vs = ValueBytes(fd, &mi);
+  if (!vs) Throw(env, errno, "map info");
+  size_t ks = mi.key_size;
+  // batch tokens are a u32 bucket index for hash maps; keep them key-sized (and at least 8 bytes)
+  std::vector<uint8_t> in(std::max<size_t>(ks, 8)), out(std::max<size_t>(ks, 8));
+  memcpy(in.data(), &token, sizeof(token));
+  for (__u32 room = max;; room *= 2) {
+    std::vector<uint8_t> kb(ks * room), vb(vs * room);
+    __u32 n = room;
+    LIBBPF_OPTS(bpf_map_batch_opts, bo);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : in.data(), out.data(), kb.data(), vb.data(), &n, &bo);
+    int e = errno;
+    if (err && e == ENOSPC && n == 0 && room < (1u << 20)) continue;  // one bucket holds more than room
+    if (err && e != ENOENT) Throw(env, e, "map batch lookup");
+    __u32 next;
+    memcpy(&next, out.data(), sizeof(next));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("count", Napi::Number::New(env, n));
+    r.Set("keys", Napi::Buffer<uint8_t>::Copy(env, kb.data(), n * ks));
+    r.Set("values", Napi::Buffer<uint8_t>::Copy(env, vb.data(), n * vs));
+    r.Set("next", err ? env.Null() : Napi::Number::New(env, next));
+    return r;
+  }
+}
+
 // ---- test run --------------------------------------------------------------
 
 // progTestRun(fd, { data, repeat?, ctxIn?, flags?, batchSize?, dataOutSize? }) -> { retval, duration, dataOut, ctxOut }
@@ -772,6 +810,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   E("mapUpdate", MapUpdate)
   E("mapDelete", MapDelete)
   E("mapDump", MapDump)
+  E("mapBatch", MapBatch)
   E("progTestRun", ProgTestRun)
 #undef E
   return exports;

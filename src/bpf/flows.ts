@@ -8,6 +8,9 @@ const BPF_EXIST = 2;
 
 export interface Flow { key: FlowKey; value: FlowValue }
 
+/** A page of the map: its flows and where the next page starts (null: the walk is complete). */
+export interface FlowPage { flows: Flow[]; next: number | null }
+
 export class FlowTable {
   constructor(private readonly fd: number) {}
 
@@ -25,17 +28,31 @@ export class FlowTable {
     return native.mapDelete(this.fd, encodeKey(key));
   }
 
+  /** Every entry: a copy of the whole map (tests and tools; the daemon pages with `page`). */
   list(): Flow[] {
-    const d = native.mapDump(this.fd);
-    const ks = layout.key.size;
-    const vs = layout.value.size;
-    const out: Flow[] = [];
-    for (let i = 0; i < d.count; i++) {
-      const key = decodeKey(d.keys.subarray(i * ks, (i + 1) * ks));
-      out.push({ key, value: decodeValue(d.values.subarray(i * vs, (i + 1) * vs), keyFamily(key)) });
-    }
-    return out;
+    return decodeFlows(native.mapDump(this.fd));
   }
+
+  /**
+   * At most `max` entries (a hash bucket is never split), from the position `from` a previous page returned
+   * (null: the start). Entries inserted or deleted meanwhile may or may not appear; none appears twice
+   * unless it was re-inserted.
+   */
+  page(from: number | null, max: number): FlowPage {
+    const d = native.mapBatch(this.fd, from, max);
+    return { flows: decodeFlows(d), next: d.next };
+  }
+}
+
+function decodeFlows(d: { count: number; keys: Buffer; values: Buffer }): Flow[] {
+  const ks = layout.key.size;
+  const vs = layout.value.size;
+  const out: Flow[] = [];
+  for (let i = 0; i < d.count; i++) {
+    const key = decodeKey(d.keys.subarray(i * ks, (i + 1) * ks));
+    out.push({ key, value: decodeValue(d.values.subarray(i * vs, (i + 1) * vs), keyFamily(key)) });
+  }
+  return out;
 }
 
 export type DatapathStats = Record<string, bigint>;

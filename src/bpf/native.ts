@@ -33,6 +33,8 @@ export type XdpMode = 'native' | 'generic';
 export interface XdpState { progId: number; mode: 'none' | 'native' | 'generic' | 'hw' | 'multi' }
 export type TcDirection = 'ingress' | 'egress';
 export interface MapDump { count: number; keys: Buffer; values: Buffer; batched: boolean }
+/** One page of a hash map; `next` is the bucket to go on from, null when the walk is complete. */
+export interface MapBatch { count: number; keys: Buffer; values: Buffer; next: number | null }
 export interface TestRunOptions {
   data: Buffer;
   repeat?: number;
@@ -77,6 +79,7 @@ export interface NativeAddon {
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number): void;
   mapDelete(fd: number, key: Buffer): boolean;
   mapDump(fd: number): MapDump;
+  mapBatch(fd: number, token: number | null, max: number): MapBatch;
   progTestRun(fd: number, opts: TestRunOptions): TestRunResult;
 }
 
