@@ -4,7 +4,8 @@
 #                                                          the addon and the production node_modules
 #   /usr/local/sbin/ipvs-bpf, /usr/local/bin/ipvs-bpfctl   launchers running that copy with node
 #   /etc/systemd/system/ipvs-bpf.service                   the unit (systemd/ipvs-bpf.service)
-#   /etc/dbus-1/system.d/org.ipvsbpf1.conf                 the D-Bus policy
+#   /etc/dbus-1/system.d/org.ipvsbpf1.conf                 the D-Bus policy (generated from src/daemon/dbus-api.ts)
+#   group ipvs-bpf                                         who may list flows over D-Bus besides root
 #   /etc/ipvs-bpf/config.json, /etc/ipvs-bpf/rules         defaults, only where absent (never overwritten)
 # Options: --enable (also `systemctl enable`), --start (enable and start now), --prefix DIR (default /usr/local).
 # The checkout must be built (npm ci / npm run build). The service runs a copy, never the checkout: a checkout
@@ -60,6 +61,9 @@ launcher "$prefix/bin/ipvs-bpfctl" ipvs-bpfctl
 
 sed "s|@LAUNCHER@|$prefix/sbin/ipvs-bpf|" systemd/ipvs-bpf.service >/etc/systemd/system/ipvs-bpf.service.tmp
 mv -f /etc/systemd/system/ipvs-bpf.service.tmp /etc/systemd/system/ipvs-bpf.service
+# Members of this group may call ListFlows (flow tuples are client addresses); the policy names it, and
+# dbus-daemon resolves the name when it loads the policy, so the group comes first.
+getent group ipvs-bpf >/dev/null || groupadd --system ipvs-bpf
 install -D -m 0644 systemd/org.ipvsbpf1.conf /etc/dbus-1/system.d/org.ipvsbpf1.conf
 install -d -m 0755 /etc/ipvs-bpf
 [ -e /etc/ipvs-bpf/config.json ] || install -m 0644 systemd/config.json /etc/ipvs-bpf/config.json

@@ -71,6 +71,10 @@ export function formatStatus(s: DaemonStatus): string {
     const when = new Date(Number(s.lastReload.usec / 1000n)).toISOString();
     lines.push(`Last apply: ${when} ${s.lastReload.ok ? 'ok' : 'REFUSED'}: ${s.lastReload.message.split('\n').join('; ')}`);
   }
+  for (const a of s.alerts) {
+    const when = new Date(Number(a.lastUsec / 1000n)).toISOString();
+    lines.push(`ALERT ${a.counter} ${a.value} (+${a.increase} since the daemon started, last ${when}): ${a.meaning}`);
+  }
   lines.push(`Flows: ${s.flowCount}`);
   lines.push(`Services: ${s.services.length}`);
   for (const v of s.services) {

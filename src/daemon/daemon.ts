@@ -9,11 +9,14 @@ import { reconcile } from '../ipvs/reconcile';
 import { commandToOp, parseRules, replayRules, RuleFileError } from '../ipvs/rules';
 import { destinationOnly } from '../ipvs/rules';
 import { applyAtomically, TransactionError, type SourcedOp } from '../ipvs/transaction';
+import { ALERT_LOG_INTERVAL_MS, CounterAlerts } from './alerts';
 import { RESTART_ONLY, type DaemonConfig } from './config';
 import type { DataPath, DataPathFactory } from './datapath';
+import { FLOWS_PAGE_DEFAULT, FLOWS_PAGE_MAX } from './dbus-api';
 import type { Logger } from './log';
+import { ConfigProblem } from './preflight';
 import { extraOps, readRuleSet, RuleSourceError, summarizeOps, type RuleSet } from './rules';
-import { servicesStatus, type DaemonStatus, type FlowRecord, type ReloadStatus } from './status';
+import { servicesStatus, type DaemonStatus, type FlowPage, type ReloadStatus } from './status';
 
 export const VERSION: string = (() => {
   try {
@@ -28,7 +31,10 @@ export const VERSION: string = (() => {
 /** A change the daemon refused; nothing was changed. `kind` becomes the D-Bus error name. */
 export class ChangeRefused extends Error {
   override name = 'ChangeRefused';
-  constructor(readonly kind: 'InvalidConfig' | 'InvalidRules' | 'KernelRefused' | 'NoSuchObject' | 'NoDataPath', message: string) {
+  constructor(
+    readonly kind: 'InvalidConfig' | 'InvalidRules' | 'KernelRefused' | 'NoSuchObject' | 'NoDataPath' | 'InvalidArgs' | 'Stopping',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -50,12 +56,19 @@ export class Daemon {
   private lastReload: ReloadStatus = { usec: 0n, ok: true, message: '' };
   private listeners: ((s: DaemonStatus) => void)[] = [];
   private statusCache: DaemonStatus;
+  private readonly alerts: CounterAlerts;
+  /** The change running now (for the stop's log line), undefined when idle. */
+  private running: string | undefined;
+  private stopping = false;
+  private closed = false;
+  private refreshing: Promise<void> = Promise.resolve();
 
   private constructor(
     private cfg: DaemonConfig,
     private readonly deps: DaemonDeps,
     private readonly dp: DataPath,
   ) {
+    this.alerts = new CounterAlerts(Math.max(ALERT_LOG_INTERVAL_MS, cfg.statusInterval * 1000));
     this.statusCache = this.buildStatus();
   }
 
@@ -65,7 +78,13 @@ export class Daemon {
    */
   static async start(cfg: DaemonConfig, deps: DaemonDeps): Promise<Daemon> {
     const rules = loadRules(cfg);
-    const dp = await deps.dataPath(cfg, deps.log);
+    let dp: DataPath;
+    try {
+      dp = await deps.dataPath(cfg, deps.log);
+    } catch (e) {
+      if (e instanceof ConfigProblem) throw new ChangeRefused('InvalidConfig', e.message);
+      throw e;
+    }
     const d = new Daemon(cfg, deps, dp);
     const summary = await d.applyRuleSet(rules);
     d.lastReload = { usec: nowUsec(), ok: true, message: summary };
@@ -89,7 +108,7 @@ export class Daemon {
 
   /** Re-read configuration and rules, apply only the differences. Refusals change nothing. */
   reload(): Promise<string> {
-    return this.serial(async () => {
+    return this.serial('reload', async () => {
       try {
         const summary = await this.reloadNow();
         this.lastReload = { usec: nowUsec(), ok: true, message: summary };
@@ -108,7 +127,7 @@ export class Daemon {
 
   /** ipvsadm -R text applied on top of the current table, all or nothing. Returns the summary. */
   applyRules(text: string): Promise<string> {
-    return this.serial(async () => {
+    return this.serial('ApplyRules', async () => {
       let lines;
       try {
         lines = parseRules(text, 'input').commands;
@@ -136,7 +155,7 @@ export class Daemon {
    * one netlink message, and patched into the snapshot; listeners hear of it after the reply.
    */
   setWeight(serviceId: string, serverId: string, weight: number): Promise<void> {
-    return this.serial(async () => {
+    return this.serial('SetWeight', async () => {
       let resync = true;
       try {
         if (!Number.isInteger(weight) || weight < 0 || weight > 2147483647) {
@@ -185,26 +204,61 @@ export class Daemon {
     });
   }
 
-  listFlows(): FlowRecord[] {
+  /**
+   * One page of the conntrack map: at most `limit` entries (0: FLOWS_PAGE_DEFAULT; more than FLOWS_PAGE_MAX is
+   * lowered to it) from `cursor` (0: the start); `next` is 0 after the last page. Only that page is read.
+   */
+  listFlows(cursor: bigint, limit: number): FlowPage {
     if (this.dp.mode !== 'bpf') throw new ChangeRefused('NoDataPath', `no BPF data path in ${this.dp.mode} mode${this.dp.reason ? ` (${this.dp.reason})` : ''}`);
-    return this.dp.flows();
+    if (cursor < 0n || cursor > 0x1_0000_0000n) throw new ChangeRefused('InvalidArgs', `cursor ${cursor} is not one ListFlows returned`);
+    const n = limit <= 0 ? FLOWS_PAGE_DEFAULT : Math.min(limit, FLOWS_PAGE_MAX);
+    return this.dp.flows(cursor, n);
   }
 
-  /** Reads the kernel's table and counters into the snapshot; tells listeners. */
-  async refresh(): Promise<void> {
+  /** Reads the kernel's table and counters into the snapshot; logs counters that grew; tells listeners. */
+  refresh(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const run = this.refreshing.then(() => this.refreshNow());
+    this.refreshing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async refreshNow(): Promise<void> {
+    if (this.closed) return;
     try {
       this.table = await this.deps.ipvs.services();
     } catch (e) {
+      if (this.closed) return;
       this.deps.log.warning(`cannot read the IPVS table: ${e instanceof Error ? e.message : String(e)}`);
     }
     this.statusCache = this.buildStatus();
+    for (const line of this.alerts.observe(this.statusCache.kernelCounters, Date.now())) this.deps.log.warning(line);
+    this.statusCache.alerts = this.alerts.status();
     // The status names each service by serviceKeyId already, in table order.
     this.tableIndex = new Map(this.statusCache.services.map((s, i) => [s.id, i]));
     for (const l of this.listeners) l(this.statusCache);
   }
 
-  /** Stop: close our handles only. IPVS rules, attached programs, pins and the map registration stay. */
+  /** What change runs now ('reload', 'ApplyRules', 'SetWeight'), undefined when none. */
+  get busyWith(): string | undefined {
+    return this.running;
+  }
+
+  /**
+   * Stop: changes not started yet are refused, the running one finishes (its rollback too: all or nothing),
+   * then our handles close. IPVS rules, attached programs, pins and the map registration stay.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.queue;
+    await this.refreshing;
+    this.close();
+  }
+
+  /** Closes our handles only (see stop). */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.dp.close();
     this.deps.ipvs.close();
   }
@@ -222,6 +276,7 @@ export class Daemon {
       flowCount: this.dp.flowCount(),
       dataPathCounters: this.dp.counters(),
       kernelCounters: this.dp.kernelCounters(),
+      alerts: this.alerts.status(),
     };
   }
 
@@ -239,12 +294,20 @@ export class Daemon {
         setPath(next, key, a);
       }
     }
+    let restartNote: string;
+    try {
+      restartNote = await this.dp.check(next);
+    } catch (e) {
+      if (e instanceof ConfigProblem) throw new ChangeRefused('InvalidConfig', `${next.config || 'configuration'}: ${e.message}`);
+      throw e;
+    }
     const rules = loadRules(next);
     const summary = await this.applyRuleSet(rules);
     this.dp.configure(next);
     if (next.log.level !== this.cfg.log.level) this.deps.log.setLevel(next.log.level);
     this.cfg = next;
-    return summary;
+    if (restartNote) this.deps.log.notice(restartNote);
+    return restartNote ? `${summary}; ${restartNote}` : summary;
   }
 
   private async applyRuleSet(rules: RuleSet): Promise<string> {
@@ -256,6 +319,7 @@ export class Daemon {
     };
     const ops = [...reconcile(before, rules.services), ...extraOps(rules, kernel)];
     if (ops.length === 0) return 'no changes';
+    this.deps.log.info(`applying ${ops.length} changes to IPVS (all or nothing)`);
     try {
       await applyAtomically(this.deps.ipvs, ops.map((op) => ({ op })), before, kernel);
     } catch (e) {
@@ -273,9 +337,18 @@ export class Daemon {
     };
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
+  private serial<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const task = async (): Promise<T> => {
+      if (this.stopping) throw new ChangeRefused('Stopping', `${what} refused: the daemon is stopping`);
+      this.running = what;
+      try {
+        return await fn();
+      } finally {
+        this.running = undefined;
+      }
+    };
+    const run = this.queue.then(task, task);
+    this.queue = run.then(() => undefined, () => undefined);
     return run;
   }
 }

@@ -11,19 +11,26 @@
  * The device map (where XDP may redirect) is kept equal to the interfaces that run the XDP fast path.
  */
 import type { DaemonConfig } from './config';
-import { controlCommand, hasBpfMode, ownedEntries, readControlState, setBpfMode, CONTROL_FILE } from './kernel-bpf';
+import { controlCommand, hasBpfMode, ownedEntries, readControlState, setBpfMode } from './kernel-bpf';
 import type { Logger } from './log';
-import type { FlowRecord, InterfaceStatus } from './status';
+import { bpfProblems, chooseMode, ConfigProblem, NO_BPF_KERNEL, readNetState } from './preflight';
+import type { FlowPage, InterfaceStatus } from './status';
 
 export interface DataPath {
   readonly mode: 'bpf' | 'ipvs';
   /** Why this mode runs when another was asked for ('' when as configured). */
   readonly reason: string;
   interfaces(): InterfaceStatus[];
+  /**
+   * Checks a reloaded configuration before anything is applied: throws ConfigProblem when the running mode
+   * cannot work with it (the reload is refused). Returns what a restart would do differently ('' if nothing).
+   */
+  check(cfg: DaemonConfig): Promise<string>;
   /** Applies a reloaded configuration (interfaces, SNAT settings); logs what it cannot do. */
   configure(cfg: DaemonConfig): void;
   flowCount(): bigint;
-  flows(): FlowRecord[];
+  /** At most `limit` map entries from `cursor` (0n: the start); next 0n: no more. */
+  flows(cursor: bigint, limit: number): FlowPage;
   counters(): Record<string, bigint>;
   kernelCounters(): Record<string, string>;
   close(): void;
@@ -31,33 +38,44 @@ export interface DataPath {
 
 export type DataPathFactory = (cfg: DaemonConfig, log: Logger) => Promise<DataPath>;
 
-export function plainIpvs(reason: string): DataPath {
+export function plainIpvs(reason: string, configured: DaemonConfig['mode'] = 'ipvs'): DataPath {
   return {
     mode: 'ipvs',
     reason,
     interfaces: () => [],
+    async check(next: DaemonConfig): Promise<string> {
+      if (configured !== 'auto') return '';
+      const would = chooseMode({ ...next, mode: 'auto' }, hasBpfMode(), await readNetState());
+      return would.mode === 'bpf' ? 'mode auto: a restart would switch to the BPF mode (the interfaces and SNAT addresses are in place now)' : '';
+    },
     configure: () => undefined,
     flowCount: () => 0n,
-    flows: () => [],
+    flows: () => ({ flows: [], next: 0n }),
     counters: () => ({}),
     kernelCounters: () => ({}),
     close: () => undefined,
   };
 }
 
-/** The default factory: decides the mode from the configuration and the kernel. */
+/**
+ * The default factory: decides the mode from the configuration, the kernel and this namespace's links and
+ * addresses (preflight.ts). Mode bpf with unusable settings throws ConfigProblem (a configuration error).
+ */
 export const startDataPath: DataPathFactory = async (cfg, log) => {
   if (cfg.mode === 'ipvs') return plainIpvs('');
-  if (!hasBpfMode()) {
-    const why = `the kernel's IPVS has no BPF mode (${CONTROL_FILE} does not exist: stock IPVS, or the patched modules are not loaded)`;
-    if (cfg.mode === 'bpf') throw new Error(`mode bpf: ${why}; load the patched modules (kernel-patch/) or set mode auto or ipvs`);
-    log.warning(`mode auto: running plain IPVS: ${why}`);
-    return plainIpvs(`auto: ${why}`);
+  const choice = chooseMode(cfg, hasBpfMode(), await readNetState());
+  if (choice.problems.length) throw new ConfigProblem(choice.problems.join('\n'));
+  if (cfg.mode === 'bpf' && !hasBpfMode()) {
+    throw new Error(`mode bpf: ${NO_BPF_KERNEL}; load the patched modules (kernel-patch/) or set mode auto or ipvs`);
   }
-  return startBpf(cfg, log);
+  if (choice.mode === 'ipvs') {
+    log.warning(`mode auto: running plain IPVS: ${choice.reason.replace(/^auto: /, '')}`);
+    return plainIpvs(choice.reason, 'auto');
+  }
+  return startBpf(cfg, log, choice.reason);
 };
 
-async function startBpf(cfg: DaemonConfig, log: Logger): Promise<DataPath> {
+async function startBpf(cfg: DaemonConfig, log: Logger, reason: string): Promise<DataPath> {
   // Loaded only in bpf mode: plain IPVS needs neither the addon nor the BPF objects.
   const { openDatapath } = await import('../bpf/loader');
   const { attachInterface, detachInterface } = await import('../bpf/attach');
@@ -134,8 +152,14 @@ async function startBpf(cfg: DaemonConfig, log: Logger): Promise<DataPath> {
   const fmt = (e: { addr: string; port: number }): string => (e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`);
   return {
     mode: 'bpf',
-    reason: cfg.mode === 'auto' ? 'auto: the kernel\'s IPVS has the BPF mode' : '',
+    reason,
     interfaces: () => [...attached.values()],
+    async check(next: DaemonConfig): Promise<string> {
+      const problems = bpfProblems(next, await readNetState());
+      if (problems.length === 0) return '';
+      const restart = cfg.mode === 'auto' ? '\nmode auto: a restart with this configuration would run plain IPVS' : '';
+      throw new ConfigProblem(`${problems.join('\n')}${restart}`);
+    },
     configure(next: DaemonConfig): void {
       const want = new Set(next.interfaces);
       for (const name of [...attached.keys()]) {
@@ -179,10 +203,17 @@ async function startBpf(cfg: DaemonConfig, log: Logger): Promise<DataPath> {
     },
     // From the kernel's counters: dumping the map copies 104 bytes per entry on every status refresh.
     flowCount: () => ownedEntries(readControlState()) ?? BigInt(native.mapDump(dp.ctMap).count),
-    flows: () => table.list().map(({ key, value }) => ({
-      kind: key.kind, proto: key.proto, src: fmt(key.src), dst: fmt(key.dst),
-      natSrc: fmt(value.src), natDst: fmt(value.dst), packets: value.packets, bytes: value.bytes,
-    })),
+    // The cursor is the map's bucket token + 1 (0 = start / no more): it survives the end of listed flows.
+    flows(cursor: bigint, limit: number): FlowPage {
+      const page = table.page(cursor === 0n ? null : Number(cursor - 1n), limit);
+      return {
+        flows: page.flows.map(({ key, value }) => ({
+          kind: key.kind, proto: key.proto, src: fmt(key.src), dst: fmt(key.dst),
+          natSrc: fmt(value.src), natDst: fmt(value.dst), packets: value.packets, bytes: value.bytes,
+        })),
+        next: page.next === null ? 0n : BigInt(page.next) + 1n,
+      };
+    },
     counters: () => readStats(dp.statsMap),
     kernelCounters: () => readControlState(),
     close: () => dp.close(),

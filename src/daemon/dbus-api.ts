@@ -7,7 +7,7 @@
  * version in it, the object path spelled the same, a Manager interface, errors under <name>.Error, and
  * org.freedesktop.LogControl1 for the log level (`systemctl service-log-level ipvs-bpf debug`).
  */
-import type { DaemonStatus, FlowRecord, RealServerStatus, ServiceStatus } from './status';
+import type { AlertStatus, DaemonStatus, FlowRecord, RealServerStatus, ServiceStatus } from './status';
 
 export const BUS_NAME = 'org.ipvsbpf1';
 export const OBJECT_PATH = '/org/ipvsbpf1';
@@ -98,23 +98,65 @@ export const MANAGER_PROPERTIES: readonly PropertySpec[] = [
     name: 'KernelCounters', signature: 'a{ss}', doc: 'the patched IPVS\'s state and counters (/proc/net/ip_vs_bpf)',
     toDbus: (s) => s.kernelCounters, fromDbus: (v, o) => void (o.kernelCounters = v),
   }),
+  prop<[string, bigint, bigint, bigint, string][]>({
+    name: 'Alerts', signature: 'a(sttts)',
+    doc: 'kernel counters that grew while this daemon ran (connections that did not get the BPF path): '
+      + '(counter, value, increase since the daemon started, microseconds since the epoch of the last increase, meaning)',
+    toDbus: (s) => s.alerts.map((a) => [a.counter, a.value, a.increase, a.lastUsec, a.meaning]),
+    fromDbus: (v, o) => void (o.alerts = v.map(([counter, value, increase, lastUsec, meaning]): AlertStatus => ({
+      counter, value: BigInt(value), increase: BigInt(increase), lastUsec: BigInt(lastUsec), meaning,
+    }))),
+  }),
 ];
+
+/**
+ * Who may call a method (the bus policy, systemd/org.ipvsbpf1.conf, is generated from this, and the daemon
+ * checks the caller again itself): `read` any local user; `flows` root or a member of FLOWS_GROUP (flow
+ * tuples are client addresses); `root` root only (changes state).
+ */
+export type Access = 'read' | 'flows' | 'root';
+export const ACCESS_LEVELS: readonly Access[] = ['read', 'flows', 'root'];
+
+/** The group whose members may call the `flows` methods (created by install-service). */
+export const FLOWS_GROUP = 'ipvs-bpf';
 
 export interface MethodSpec {
   name: string;
   inSignature: string;
   outSignature: string;
-  /** Changes state: root only (bus policy and the daemon's own check). */
-  privileged: boolean;
+  access: Access;
   doc: string;
 }
 
+/**
+ * ListFlows pages: a reply holds at most FLOWS_PAGE_MAX entries (a larger limit is lowered to it; 0 means
+ * FLOWS_PAGE_DEFAULT), and the daemon reads only that page from the map (never a whole-map copy), so a
+ * page stays far below dbus-daemon's max_message_size (32 MiB on Debian's system bus, its compiled-in
+ * default); a unit test marshals a page of the longest possible entries and checks the bound.
+ */
+export const FLOWS_PAGE_MAX = 4096;
+export const FLOWS_PAGE_DEFAULT = 1024;
+export const DBUS_MAX_MESSAGE_SIZE = 32 * 1024 * 1024;
+
 export const MANAGER_METHODS: readonly MethodSpec[] = [
-  { name: 'Reload', inSignature: '', outSignature: 's', privileged: true, doc: 're-read configuration and rule files, apply only the differences; returns the summary' },
-  { name: 'ApplyRules', inSignature: 's', outSignature: 's', privileged: true, doc: 'apply ipvsadm -R text over the current table, all or nothing; returns the summary' },
-  { name: 'ListFlows', inSignature: '', outSignature: 'a(sssssstt)', privileged: false, doc: 'the conntrack map: (kind, proto, src, dst, NAT src, NAT dst, packets, bytes)' },
-  { name: 'SetWeight', inSignature: 'ssu', outSignature: '', privileged: true, doc: 'set the weight of real server (2nd, e.g. "10.0.0.2:80") of service (1st, e.g. "tcp 10.0.0.1:80")' },
+  { name: 'Reload', inSignature: '', outSignature: 's', access: 'root', doc: 're-read configuration and rule files, apply only the differences; returns the summary' },
+  { name: 'ApplyRules', inSignature: 's', outSignature: 's', access: 'root', doc: 'apply ipvsadm -R text over the current table, all or nothing; returns the summary' },
+  {
+    name: 'ListFlows', inSignature: 'tu', outSignature: 'a(sssssstt)t', access: 'flows',
+    doc: `one page of the conntrack map: (cursor: 0 = start, limit: 0 = ${FLOWS_PAGE_DEFAULT}, at most ${FLOWS_PAGE_MAX}) -> `
+      + '((kind, proto, src, dst, NAT src, NAT dst, packets, bytes)..., next cursor: 0 = no more)',
+  },
+  { name: 'SetWeight', inSignature: 'ssu', outSignature: '', access: 'root', doc: 'set the weight of real server (2nd, e.g. "10.0.0.2:80") of service (1st, e.g. "tcp 10.0.0.1:80")' },
 ];
+
+/** Setting a property (LogControl1.LogLevel) changes the daemon: root only. */
+export const PROPERTY_SET_ACCESS: Access = 'root';
+
+export function methodSpec(name: string): MethodSpec {
+  const m = MANAGER_METHODS.find((x) => x.name === name);
+  if (!m) throw new Error(`no method ${name} in MANAGER_METHODS`);
+  return m;
+}
 
 export type FlowTuple = [string, string, string, string, string, string, bigint, bigint];
 
@@ -130,7 +172,7 @@ export function flowFromDbus(t: FlowTuple): FlowRecord {
 export function emptyStatus(): DaemonStatus {
   return {
     version: '', mode: '', configuredMode: '', modeReason: '', interfaces: [], ruleFiles: [],
-    lastReload: { usec: 0n, ok: true, message: '' }, services: [], flowCount: 0n, dataPathCounters: {}, kernelCounters: {},
+    lastReload: { usec: 0n, ok: true, message: '' }, services: [], flowCount: 0n, dataPathCounters: {}, kernelCounters: {}, alerts: [],
   };
 }
 

@@ -2,16 +2,21 @@
  * Serves the D-Bus API (dbus-api.ts) for a running Daemon: the Manager object with its properties
  * (PropertiesChanged on every change the daemon notices) and methods, and LogControl1.
  *
- * Who may do what: the bus policy (systemd/org.ipvsbpf1.conf) lets any local user read (Get, GetAll,
- * Introspect, ListFlows) and only root call the rest; the daemon checks again itself, asking the bus for
- * the caller's uid before any change, so a looser policy cannot open it up.
+ * Who may do what comes from the method table (dbus-api.ts, access read / flows / root): the bus policy
+ * (systemd/org.ipvsbpf1.conf) is generated from it, and the daemon checks again itself, asking the bus for
+ * the caller's credentials before every method that is not `read`, so a looser policy cannot open it up.
+ *
+ * A lost bus connection (dbus-daemon restarted or gone) is reported once through `onLost`; the caller
+ * decides (main.ts exits non-zero so that systemd restarts it). Nothing here throws from an event.
  */
+import type { EventEmitter } from 'events';
 import { DBusError, interface as dbusInterface, Message, MessageBus, NameFlag, RequestNameReply, Variant, sessionBus, systemBus } from 'dbus-next';
+import { mayCall, needs, type Caller } from './access';
 import { LOG_LEVELS, type LogLevel } from './config';
 import { ChangeRefused, type Daemon } from './daemon';
 import {
   ACCESS_DENIED, BUS_NAME, LOG_CONTROL_INTERFACE, LOG_CONTROL_PATH, MANAGER_INTERFACE, MANAGER_METHODS, MANAGER_PROPERTIES,
-  OBJECT_PATH, errorName, flowToDbus, type FlowTuple,
+  OBJECT_PATH, PROPERTY_SET_ACCESS, errorName, flowToDbus, methodSpec, type Access, type FlowTuple,
 } from './dbus-api';
 import type { Logger } from './log';
 import { toJson } from './status';
@@ -33,35 +38,39 @@ class CallerTracker {
   current: Message | undefined;
 }
 
+/** Each method runs behind the access check of its MANAGER_METHODS entry. */
 class ManagerInterface extends Interface {
   constructor(
     private readonly daemon: Daemon,
-    private readonly guard: (what: string) => Promise<void>,
+    private readonly guard: (access: Access, what: string) => Promise<void>,
   ) {
     super(MANAGER_INTERFACE);
   }
 
-  async Reload(): Promise<string> {
-    await this.guard('Reload');
-    return call(() => this.daemon.reload());
+  Reload(): Promise<string> {
+    return this.run('Reload', () => this.daemon.reload());
   }
 
-  async ApplyRules(text: string): Promise<string> {
-    await this.guard('ApplyRules');
-    return call(() => this.daemon.applyRules(text));
+  ApplyRules(text: string): Promise<string> {
+    return this.run('ApplyRules', () => this.daemon.applyRules(text));
   }
 
-  ListFlows(): FlowTuple[] {
-    try {
-      return this.daemon.listFlows().map(flowToDbus);
-    } catch (e) {
-      throw asDbusError(e);
-    }
+  ListFlows(cursor: bigint, limit: number): Promise<[FlowTuple[], bigint]> {
+    return this.run('ListFlows', async () => {
+      const page = this.daemon.listFlows(BigInt(cursor), limit);
+      return [page.flows.map(flowToDbus), page.next];
+    });
   }
 
-  async SetWeight(service: string, server: string, weight: number): Promise<void> {
-    await this.guard('SetWeight');
-    await call(() => this.daemon.setWeight(service, server, weight));
+  SetWeight(service: string, server: string, weight: number): Promise<void> {
+    return this.run('SetWeight', () => this.daemon.setWeight(service, server, weight));
+  }
+
+  /** The check starts synchronously (it reads the message being dispatched), then the method runs. */
+  private async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const checked = this.guard(methodSpec(name).access, name);
+    await checked;
+    return call(fn);
   }
 }
 
@@ -129,7 +138,17 @@ function asDbusError(e: unknown): Error {
 
 export interface DbusService {
   bus: MessageBus;
+  /** Called once if the connection to the bus is lost (not after close). */
+  onLost(cb: (why: string) => void): void;
   close(): void;
+}
+
+/** The caller's credentials from the bus (GetConnectionCredentials: UnixUserID, UnixGroupIDs). */
+export function callerFromCredentials(creds: Record<string, Variant>): Caller | undefined {
+  const uid: unknown = creds.UnixUserID?.value;
+  if (typeof uid !== 'number') return undefined;
+  const gids: unknown = creds.UnixGroupIDs?.value;
+  return Array.isArray(gids) && gids.every((g) => typeof g === 'number') ? { uid, gids: gids as number[] } : { uid };
 }
 
 /**
@@ -139,26 +158,43 @@ export interface DbusService {
 export async function serveDbus(daemon: Daemon, log: Logger, which: 'system' | 'session', busAddress?: string): Promise<DbusService> {
   const bus = which === 'system' ? systemBus() : sessionBus(busAddress ? { busAddress } : undefined);
   const tracker = new CallerTracker();
-  const uidOf = async (sender: string): Promise<number> => {
+  const lostCallbacks: ((why: string) => void)[] = [];
+  let closing = false;
+  let lost = false;
+  const lose = (why: string): void => {
+    if (closing || lost) return;
+    lost = true;
+    for (const cb of lostCallbacks) cb(why);
+  };
+  // An 'error' without a listener would be thrown from the event loop; a closed socket surfaces only as the
+  // connection's 'end' (dbus-next does not forward it), and as 'error' on the next write.
+  bus.on('error', (e: unknown) => lose(`bus error: ${e instanceof Error ? e.message : String(e)}`));
+  (bus as unknown as { _connection?: EventEmitter })._connection?.on('end', () => lose('the bus closed the connection'));
+
+  const callerOf = async (sender: string): Promise<Caller | undefined> => {
     const reply = await bus.call(new Message({
       destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus',
-      member: 'GetConnectionUnixUser', signature: 's', body: [sender],
+      member: 'GetConnectionCredentials', signature: 's', body: [sender],
     }));
-    const uid: unknown = reply?.body[0];
-    if (typeof uid !== 'number') throw new Error(`the bus did not tell the uid of ${sender}`);
-    return uid;
+    return callerFromCredentials((reply?.body[0] ?? {}) as Record<string, Variant>);
   };
   // The sender is read synchronously when the method starts, before any await.
-  const guard = async (what: string, msg: Message | undefined = tracker.current): Promise<void> => {
+  const guard = async (access: Access, what: string, msg: Message | undefined = tracker.current): Promise<void> => {
+    if (access === 'read') return;
     const sender = msg?.sender;
-    const uid = sender ? await uidOf(sender) : -1;
-    if (uid !== 0) {
-      log.warning(`${what} refused: caller ${sender ?? '?'} is uid ${uid}, not root`);
-      throw new DBusError(ACCESS_DENIED, `${what} changes ipvs-bpf and needs root`);
+    let caller: Caller | undefined;
+    try {
+      caller = sender ? await callerOf(sender) : undefined;
+    } catch (e) {
+      log.warning(`${what}: cannot ask the bus who ${sender ?? '?'} is: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (!caller || !mayCall(access, caller)) {
+      log.warning(`${what} refused: caller ${sender ?? '?'} is uid ${caller?.uid ?? '?'}; needs ${needs(access)}`);
+      throw new DBusError(ACCESS_DENIED, `access denied: ${what} needs ${needs(access)}`);
     }
   };
 
-  const manager = new ManagerInterface(daemon, (what) => guard(what));
+  const manager = new ManagerInterface(daemon, (access, what) => guard(access, what));
   const logControl = new LogControlInterface(log);
   const writable = new Map<string, IfaceInstance>([[`${LOG_CONTROL_PATH} ${LOG_CONTROL_INTERFACE}`, logControl]]);
 
@@ -173,7 +209,7 @@ export async function serveDbus(daemon: Daemon, log: Logger, which: 'system' | '
   const setProperty = async (msg: Message): Promise<void> => {
     const [ifaceName, prop, value] = msg.body as [string, string, Variant];
     try {
-      await guard(`setting ${prop}`, msg);
+      await guard(PROPERTY_SET_ACCESS, `setting ${prop}`, msg);
       const target = writable.get(`${msg.path} ${ifaceName}`) as unknown as Record<string, unknown> | undefined;
       if (!target || !(prop in target) || prop === 'SyslogIdentifier') {
         throw new DBusError('org.freedesktop.DBus.Error.PropertyReadOnly', `${ifaceName}.${prop} cannot be set`);
@@ -207,10 +243,18 @@ export async function serveDbus(daemon: Daemon, log: Logger, which: 'system' | '
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);
   if (reply !== RequestNameReply.PRIMARY_OWNER && reply !== RequestNameReply.ALREADY_OWNER) {
+    closing = true;
     bus.disconnect();
     throw new Error(`cannot own the D-Bus name ${BUS_NAME}: another ipvs-bpf runs, or the bus policy does not allow it (reply ${reply})`);
   }
-  return { bus, close: () => bus.disconnect() };
+  return {
+    bus,
+    onLost: (cb) => void lostCallbacks.push(cb),
+    close: () => {
+      closing = true;
+      bus.disconnect();
+    },
+  };
 }
 
 /**

@@ -15,6 +15,8 @@ import { ChangeRefused, Daemon, VERSION } from './daemon';
 import { startDataPath } from './datapath';
 import { daemonOnBus, serveDbus, type DbusService } from './dbus';
 import { createLogger, type Logger } from './log';
+import { hasBpfMode } from './kernel-bpf';
+import { chooseMode, readNetState, type NetState } from './preflight';
 import { readRuleSet, RuleSourceError } from './rules';
 import { teardown } from './teardown';
 import { RuleFileError } from '../ipvs/rules';
@@ -34,7 +36,6 @@ const processIo: MainIo = {
   env: process.env,
 };
 
-/** --check-config: the configuration and every rule file; prints what it found. */
 /** The configuration, or EX_CONFIG after saying on stderr why it is invalid (the one-shot actions' way). */
 function configOrReport(args: readonly string[], io: MainIo): DaemonConfig | typeof EX_CONFIG {
   try {
@@ -46,16 +47,16 @@ function configOrReport(args: readonly string[], io: MainIo): DaemonConfig | typ
   }
 }
 
-export function checkConfig(args: readonly string[], io: MainIo): number {
+/**
+ * --check-config: the configuration, every rule file, and (modes bpf and auto) whether this namespace has
+ * the interfaces and SNAT addresses bpf mode needs; prints what it found. Reads, never changes, the kernel.
+ */
+export async function checkConfig(args: readonly string[], io: MainIo, net: () => Promise<NetState> = readNetState): Promise<number> {
   const cfg = configOrReport(args, io);
   if (cfg === EX_CONFIG) return EX_CONFIG;
+  let rules;
   try {
-    const rules = readRuleSet(cfg.rules);
-    const dests = rules.services.reduce((n, s) => n + s.destinations.length, 0);
-    io.out(`configuration ${cfg.config || '(defaults, no file)'}: valid; mode ${cfg.mode}\n`);
-    io.out(`rules ${rules.files.join(', ') || '(no files)'}: valid; ${rules.services.length} services, ${dests} real servers\n`);
-    for (const i of rules.ignored) io.out(`${i.source}:line ${i.line}: will be ignored: ${i.why}\n`);
-    return 0;
+    rules = readRuleSet(cfg.rules);
   } catch (e) {
     if (e instanceof RuleFileError || e instanceof RuleSourceError) {
       io.err(`${PROGRAM}: rules invalid:\n${e.message}\n`);
@@ -63,6 +64,17 @@ export function checkConfig(args: readonly string[], io: MainIo): number {
     }
     throw e;
   }
+  const choice = chooseMode(cfg, hasBpfMode(), cfg.mode === 'ipvs' ? { links: new Set(), addresses: new Map() } : await net());
+  if (choice.problems.length) {
+    io.err(`${PROGRAM}: configuration invalid (mode bpf):\n${choice.problems.join('\n')}\n`);
+    return EX_CONFIG;
+  }
+  const dests = rules.services.reduce((n, s) => n + s.destinations.length, 0);
+  io.out(`configuration ${cfg.config || '(defaults, no file)'}: valid; mode ${cfg.mode}\n`);
+  if (cfg.mode === 'auto') io.out(`mode auto: a start here runs ${choice.mode === 'bpf' ? 'the BPF mode' : 'plain IPVS'}: ${choice.reason.replace(/^auto: /, '')}\n`);
+  io.out(`rules ${rules.files.join(', ') || '(no files)'}: valid; ${rules.services.length} services, ${dests} real servers\n`);
+  for (const i of rules.ignored) io.out(`${i.source}:line ${i.line}: will be ignored: ${i.why}\n`);
+  return 0;
 }
 
 /**
@@ -118,10 +130,34 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
 }
 
 async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Promise<number> {
+  // Signals first: a SIGTERM while the start applies the rules must not end the process under its
+  // transaction (Node's default action), and neither may a SIGHUP.
+  let stopping: ((sig: string) => void) | undefined;
+  let stopAfterStart: string | undefined;
+  const onStopSignal = (sig: string): void => {
+    if (stopping) return stopping(sig);
+    if (stopAfterStart) return void log.notice(`${sig}: still starting; stopping once the start's changes are applied (all or nothing)`);
+    stopAfterStart = sig;
+    log.notice(`${sig} while starting: stopping once the start's changes are applied (all or nothing)`);
+  };
+  const onTerm = (): void => onStopSignal('SIGTERM');
+  const onInt = (): void => onStopSignal('SIGINT');
+  let onHup = (): void => void log.notice('SIGHUP while starting: ignored (the start reads the files anyway)');
+  const hup = (): void => onHup();
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  process.on('SIGHUP', hup);
+  const unhook = (): void => {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    process.off('SIGHUP', hup);
+  };
+
   let ipvs: IpvsClient;
   try {
     ipvs = await IpvsClient.open();
   } catch (e) {
+    unhook();
     const hint = e instanceof IpvsUnavailableError ? ' (is the ip_vs module loaded? modprobe ip_vs)' : '';
     log.error(`cannot talk to IPVS, not starting: ${e instanceof Error ? e.message : String(e)}${hint}`);
     return 1;
@@ -131,13 +167,24 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
   try {
     daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath });
   } catch (e) {
+    unhook();
     ipvs.close();
-    if (e instanceof ChangeRefused && (e.kind === 'InvalidRules' || e.kind === 'InvalidConfig')) {
+    if (e instanceof ChangeRefused && e.kind === 'InvalidConfig') {
+      log.error(`configuration invalid, not starting (IPVS left as it was):\n${e.message}`);
+      return EX_CONFIG;
+    }
+    if (e instanceof ChangeRefused && e.kind === 'InvalidRules') {
       log.error(`rules invalid, not starting (IPVS left as it was):\n${e.message}`);
       return EX_CONFIG;
     }
     log.error(`start failed (IPVS left as it was): ${e instanceof IpvsError || e instanceof Error ? e.message : String(e)}`);
     return 1;
+  }
+  if (stopAfterStart) {
+    unhook();
+    daemon.close();
+    log.notice(`${stopAfterStart}: stopped after the start's changes; IPVS rules and the data path stay in place`);
+    return 0;
   }
 
   let dbus: DbusService | undefined;
@@ -145,6 +192,7 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
     try {
       dbus = await serveDbus(daemon, log, cfg.dbus.bus);
     } catch (e) {
+      unhook();
       log.error(`D-Bus: ${e instanceof Error ? e.message : String(e)}`);
       daemon.close();
       return 1;
@@ -154,26 +202,47 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
 
   let timer = setInterval(() => void daemon.refresh(), cfg.statusInterval * 1000);
   return new Promise<number>((resolve) => {
-    const onHup = (): void => {
+    let exiting = false;
+    /** Stop: refuse new changes, let the running one finish (its rollback too), close, leave everything in place. */
+    const shutdown = async (why: string, code: number): Promise<void> => {
+      if (exiting) {
+        const busy = daemon.busyWith;
+        log.notice(`${why}: already stopping${busy ? `; waiting for the running ${busy}` : ''}`);
+        return;
+      }
+      exiting = true;
+      clearInterval(timer);
+      const busy = daemon.busyWith;
+      if (busy) log.notice(`${why}: waiting for the running ${busy} to finish (all or nothing) before stopping`);
+      try {
+        await daemon.stop();
+      } catch (e) {
+        log.error(`stopping: ${e instanceof Error ? e.message : String(e)}`);
+      } finally {
+        dbus?.close();
+        unhook();
+        resolve(code);
+      }
+    };
+    onHup = (): void => {
+      if (exiting) return void log.notice('SIGHUP while stopping: ignored');
       log.info('SIGHUP: reloading');
       daemon.reload().then(
         () => {
+          if (exiting) return;
           clearInterval(timer);
           timer = setInterval(() => void daemon.refresh(), daemon.config.statusInterval * 1000);
         },
         () => undefined, // logged by reload()
       );
     };
-    const stop = (sig: string): void => {
-      log.notice(`${sig}: stopping; IPVS rules and the data path stay in place`);
-      clearInterval(timer);
-      process.off('SIGHUP', onHup);
-      dbus?.close();
-      daemon.close();
-      resolve(0);
+    stopping = (sig: string): void => {
+      if (!exiting) log.notice(`${sig}: stopping; IPVS rules and the data path stay in place`);
+      void shutdown(sig, 0);
     };
-    process.on('SIGHUP', onHup);
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    dbus?.onLost((why) => {
+      log.error(`D-Bus connection lost (${why}): exiting with status 1 so that systemd restarts the daemon; IPVS rules and the data path stay in place`);
+      void shutdown('D-Bus connection lost', 1);
+    });
   });
 }

@@ -58,6 +58,25 @@ export interface DaemonStatus {
   flowCount: bigint;
   dataPathCounters: Record<string, bigint>;
   kernelCounters: Record<string, string>;
+  /** Kernel counters of connections that missed the BPF path and grew while this daemon ran. */
+  alerts: AlertStatus[];
+}
+
+export interface AlertStatus {
+  /** A /proc/net/ip_vs_bpf counter, e.g. "ports_exhausted". */
+  counter: string;
+  value: bigint;
+  /** How much it grew since the daemon started. */
+  increase: bigint;
+  /** Wall clock of the last increase seen, microseconds since the epoch. */
+  lastUsec: bigint;
+  meaning: string;
+}
+
+/** One ListFlows page: `next` is the cursor of the next page, 0n when there is none. */
+export interface FlowPage {
+  flows: FlowRecord[];
+  next: bigint;
 }
 
 export interface FlowRecord {

@@ -184,15 +184,15 @@ describe('rule sets', () => {
       .toBe('1 removed service, 2 flushs');
   });
 
-  test('--check-config reports valid files and bad lines, exit 0 / 78', () => {
+  test('--check-config reports valid files and bad lines, exit 0 / 78', async () => {
     const good = file('cc/good.rules', '-A -u 10.0.0.1:53 -s rr\n-a -u 10.0.0.1:53 -r 10.0.1.1:53 -m\n');
     const bad = file('cc/bad.rules', '-A -u 10.0.0.1:53 -s rr\n-a -u 10.0.0.1:53 -r 10.0.1.1:53 -m -x -1\n');
     let out = '';
     let err = '';
     const io = { out: (t: string) => void (out += t), err: (t: string) => void (err += t), env: NO_FILE };
-    expect(checkConfig([`--config=${file('cc/c.json', '{}')}`, `--rules=${good}`], io)).toBe(0);
+    expect(await checkConfig([`--config=${file('cc/c.json', '{}')}`, `--rules=${good}`], io)).toBe(0);
     expect(out).toContain(`rules ${good}: valid; 1 services, 1 real servers`);
-    expect(checkConfig([`--rules=${good},${bad}`], { ...io, env: {} })).toBe(78);
+    expect(await checkConfig([`--rules=${good},${bad}`], { ...io, env: {} })).toBe(78);
     expect(err).toBe(`ipvs-bpf: rules invalid:\n${bad}:line 2: illegal u_threshold specified\n`);
   });
 });
@@ -215,6 +215,7 @@ describe('D-Bus property mapping', () => {
         realServers: [{ id: '10.0.1.1:80', forward: 'masq', weight: 3, activeConns: 1, inactiveConns: 0, conns: 6n, inPkts: 7n, outPkts: 8n, inBytes: 9n, outBytes: 2n ** 63n }],
       }],
       flowCount: 3n, dataPathCounters: { xdp_fwd: 10n }, kernelCounters: { abi: '1' },
+      alerts: [{ counter: 'map_full', value: 7n, increase: 2n, lastUsec: 1700000000000001n, meaning: 'full' }],
     };
     const back = emptyStatus();
     for (const p of MANAGER_PROPERTIES) p.fromDbus(p.toDbus(s), back);
