@@ -217,7 +217,8 @@ export class Daemon {
 
   /** Reads the kernel's table and counters into the snapshot; logs counters that grew; tells listeners. */
   refresh(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    // Stopping: nobody reads the status any more, and a full table read would only delay the exit.
+    if (this.closed || this.stopping) return this.refreshing;
     const run = this.refreshing.then(() => this.refreshNow());
     this.refreshing = run.catch(() => undefined);
     return run;

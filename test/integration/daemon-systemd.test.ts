@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { runInVm } from '../lab/vm';
+import { NO_BPF_KERNEL } from '../../src/daemon/preflight';
 
 jest.setTimeout(25 * 60 * 1000);
 
@@ -24,6 +25,11 @@ const step = (name: string): Step => {
     return readFileSync(p, 'utf8');
   };
   return { rc: Number(f('rc').trim()), out: f('out'), err: f('err') };
+};
+const file = (name: string): string => {
+  const p = path.join(dir, name);
+  if (!existsSync(p)) throw new Error(`${name} was not recorded in the VM; console tail:\n${console_.slice(-3000)}`);
+  return readFileSync(p, 'utf8');
 };
 const ok = (name: string): string => {
   const s = step(name);
@@ -49,9 +55,11 @@ beforeAll(async () => {
   if (r.exitCode !== 0) throw new Error(`VM payload failed (exit ${r.exitCode}, ${r.error ?? ''}):\n${r.console.slice(-4000)}`);
 });
 
-test('npm run install-service installs, --check-config validates the installed configuration', () => {
+test('npm run install-service installs (and creates the group ipvs-bpf), --check-config validates the installed configuration', () => {
   expect(ok('install')).toMatch(/^installed: ipvs-bpf.service/m);
+  expect(ok('group')).toMatch(/^ipvs-bpf:x:\d+:$/m);
   expect(ok('check-config')).toBe('configuration /etc/ipvs-bpf/config.json: valid; mode auto\n'
+    + `mode auto: a start here runs plain IPVS: ${NO_BPF_KERNEL}\n`
     + 'rules /etc/ipvs-bpf/rules: valid; 2 services, 3 real servers\n');
 });
 
@@ -110,13 +118,36 @@ test('a bad rules file: systemctl reload fails, nothing changes, the daemon keep
   expect(readFileSync(path.join(dir, 'journal.txt'), 'utf8')).toMatch(/ipvs-bpf\[\d+\]: \/etc\/ipvs-bpf\/rules:line 5: illegal weight specified/);
 });
 
-test('a non-root caller is denied every change', () => {
-  for (const s of ['deny-reload', 'deny-apply', 'deny-weight', 'deny-loglevel']) {
+test('a non-root caller is denied every change and ListFlows by the bus policy; a member of ipvs-bpf may ListFlows', () => {
+  for (const s of ['deny-reload', 'deny-apply', 'deny-weight', 'deny-loglevel', 'list-flows-nobody']) {
     const r = step(s);
     expect({ s, rc: r.rc }).toEqual({ s, rc: 1 });
     expect(r.err).toMatch(/Access denied/);
+    expect(r.err).not.toContain('needs root'); // the bus refused it; the daemon never saw the call
   }
   expect(ok('save-after-deny')).toBe(RELOADED);
+  // the bus said no (dbus-send shows the bus's own text), before the daemon saw the call
+  expect(step('list-flows-nobody-send').err).toContain('Rejected send message');
+  // the member passes both checks and gets the daemon's own answer (no data path in ipvs mode)
+  expect(step('list-flows-member')).toEqual(expect.objectContaining({ rc: 1, err: expect.stringContaining('no BPF data path in ipvs mode') }));
+  expect(ok('prop-mode-member')).toBe('s "ipvs"\n');
+});
+
+test("behind a policy that allows everything, the daemon's own check still denies a non-root caller", () => {
+  const needs: Record<string, string> = {
+    'open-reload': 'org.freedesktop.DBus.Error.AccessDenied: access denied: Reload needs root',
+    'open-apply': 'access denied: ApplyRules needs root',
+    'open-weight': 'access denied: SetWeight needs root',
+    'open-flows': 'access denied: ListFlows needs root or membership in the group ipvs-bpf',
+    'open-loglevel': 'access denied: setting LogLevel needs root',
+  };
+  for (const [s, text] of Object.entries(needs)) {
+    const r = step(s);
+    expect({ s, rc: r.rc, denied: r.err.includes(text) }).toEqual({ s, rc: 1, denied: true });
+  }
+  expect(step('open-flows-member').err).toContain('no BPF data path in ipvs mode');
+  expect(ok('open-save')).toBe(RELOADED);
+  expect(readFileSync(path.join(dir, 'journal.txt'), 'utf8')).toMatch(/Reload refused: caller :1\.\d+ is uid 65534; needs root/);
 });
 
 test('root: SetWeight edits in place, ApplyRules is all or nothing, errors are named', () => {
@@ -157,6 +188,56 @@ test('a broken configuration: start fails with a clear journal message, exit 78,
   expect(readFileSync(path.join(dir, 'journal.txt'), 'utf8')).toContain(
     'configuration invalid, not starting: /etc/ipvs-bpf/config.json: mode: must be one of the possible values: ["auto","bpf","ipvs"]: value was "fast"',
   );
+});
+
+test('mode bpf with an SNAT address that is not on this host: --check-config and the start fail with exit 78, the key named', () => {
+  const want = 'snat.addresses: 10.9.0.1 is not assigned to any local interface';
+  expect(step('check-bpf-bad')).toEqual({ rc: 78, out: '', err: `ipvs-bpf: configuration invalid (mode bpf):\n${want}\n` });
+  expect(step('start-bpf-bad').rc).not.toBe(0);
+  expect(step('is-active-bpf-bad').out).toBe('failed\n');
+  expect(ok('restarts-bpf-bad')).toBe('0\n');
+  expect(ok('status-exit-bpf-bad')).toBe('78\n');
+  const journal = file('journal.txt');
+  expect(journal).toContain('configuration invalid, not starting (IPVS left as it was):');
+  expect(journal).toContain(`ipvs-bpf[`);
+  expect(journal).toMatch(new RegExp(`ipvs-bpf\\[\\d+\\]: ${want}$`, 'm'));
+});
+
+test('the bus restarts under the daemon: it logs the loss, exits 1 (no uncaught exception), systemd starts it again and it serves', () => {
+  ok('dbus-start');
+  ok('dbus-restart');
+  expect(ok('dbus-pid-after')).not.toBe(ok('dbus-pid-before'));
+  expect(Number(ok('dbus-restarts-after'))).toBeGreaterThanOrEqual(1);
+  expect(ok('dbus-mode-after')).toBe('s "ipvs"\n');
+  expect(ok('dbus-save-after')).toBe(RELOADED);
+  const journal = readFileSync(path.join(dir, 'journal.txt'), 'utf8');
+  expect(journal).toMatch(/D-Bus connection lost \(.*\): exiting with status 1 so that systemd restarts the daemon/);
+  expect(journal).toMatch(/ipvs-bpf.service: Main process exited, code=exited, status=1\/FAILURE/);
+  expect(journal).not.toMatch(/Uncaught|UnhandledPromiseRejection|\n\S+ \S+ ipvs-bpf\[\d+\]:\s+at /);
+});
+
+test('systemctl restart during a large reload: the stop waits for the transaction, IPVS is the new table, never a mix', () => {
+  const old = file('big1.old.rules');
+  const neu = file('big1.new.rules');
+  expect(neu.split('\n').filter((l) => l.startsWith('-A ')).length).toBe(4000);
+  expect(step('big1-restart').rc).toBe(0);
+  expect(ok('big1-active')).toBe('active\n');
+  const afterStop = file('big1-restart.after-stop.rules');
+  expect([afterStop === old, afterStop === neu]).toEqual([false, true]);
+  expect(file('journal.txt')).toMatch(/SIGTERM: waiting for the running reload to finish \(all or nothing\) before stopping/);
+});
+
+test('systemctl stop during a large reload the kernel refuses at its end: the rollback completes, IPVS is the old table', () => {
+  expect(step('big2-stop').rc).toBe(0);
+  const old = file('big1.new.rules');
+  expect(file('big2-stop.after-stop.rules')).toBe(old);
+  expect(file('big2.final.rules')).toBe(old);
+  const journal = file('journal.txt');
+  expect(journal.match(/SIGTERM: waiting for the running reload to finish/g)?.length).toBe(2);
+  expect(journal).toMatch(/reload refused, nothing changed:$/m);
+  expect(journal).toMatch(/\(12000 changes already applied were rolled back\); nothing was changed$/m);
+  // within the unit's stop timeout, and measured for the record
+  expect(Number(file('big2-stop.ms'))).toBeLessThan(120_000);
 });
 
 test('journal: priorities from the <N> prefix; messages carry no prefix, timestamp or colour', () => {
