@@ -132,7 +132,8 @@ export interface MethodSpec {
  * ListFlows pages: a reply holds at most FLOWS_PAGE_MAX entries (a larger limit is lowered to it; 0 means
  * FLOWS_PAGE_DEFAULT), and the daemon reads only that page from the map (never a whole-map copy), so a
  * page stays far below dbus-daemon's max_message_size (32 MiB on Debian's system bus, its compiled-in
- * default); a unit test marshals a page of the longest possible entries and checks the bound.
+ * default; its reply_timeout is unlimited, clients' own are not approached by one page of map reads); a unit
+ * test marshals a page of the longest possible entries and checks the bound.
  */
 export const FLOWS_PAGE_MAX = 4096;
 export const FLOWS_PAGE_DEFAULT = 1024;

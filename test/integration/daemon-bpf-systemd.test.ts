@@ -113,6 +113,21 @@ test('systemd mode with extra modules: the patched IPVS is loaded, the service i
   expect(snap('bpf-start').proc.abi).toBe('1');
 });
 
+test('the shipped configuration with the patched IPVS loaded runs plain IPVS and says why; a reload says what a restart would do', () => {
+  expect(JSON.parse(ok('shipped-config'))).toEqual(expect.objectContaining({ mode: 'auto', interfaces: [], snat: expect.objectContaining({ addresses: [] }) }));
+  ok('shipped-start');
+  expect(ok('shipped-Mode')).toBe('s "ipvs"\n');
+  expect(ok('shipped-ModeReason')).toBe('s "auto: not using the BPF mode: interfaces: none configured (bpf mode needs the interfaces towards the clients '
+    + 'and the real servers); snat.addresses: none configured (bpf mode needs a local address the real servers route back to)"\n');
+  expect(ok('shipped-bpf-mode')).toBe('0\n');
+  expect(ok('shipped-proc')).toMatch(/^map_id 0$/m);
+  ok('shipped-reload');
+  expect(ok('shipped-last-reload')).toMatch(/^\(tbs\) \d+ true ".*; mode auto: a restart would switch to the BPF mode/);
+  expect(ok('shipped-Mode2')).toBe('s "ipvs"\n');
+  expect(file('journal.txt')).toMatch(/mode auto: running plain IPVS: not using the BPF mode: interfaces: none configured/);
+  ok('shipped-stop');
+});
+
 test('mode ipvs: restart, and stop + start, leave a live TCP stream through the VIP intact', () => {
   ok('ipvs-start');
   expect(ok('ipvs-mode')).toBe('s "ipvs"\n');
@@ -144,10 +159,29 @@ test('mode bpf: status and properties show the mode, the attached interfaces, th
   const text = ok('bpf-status');
   expect(text).toMatch(/^ipvs-bpf \S+, mode bpf\b/);
   expect(text).toContain('Interfaces: c-lb (xdp ');
-  // ListFlows: the stream's three entries, the client's tuple among them
-  const flows = busJson('bpf-flows') as unknown[][][];
-  expect(flows[0]!.length).toBe(3);
+  // ListFlows: the stream's three entries, the client's tuple among them, and no further page
+  const [flows, next] = busJson('bpf-flows') as [unknown[][], number];
+  expect(flows.length).toBe(3);
+  expect(next).toBe(0);
   expect(JSON.stringify(flows)).toContain('10.1.0.2:');
+  // the same three in pages of (at most a hash bucket of) one, for a member of ipvs-bpf; the last page's cursor is 0
+  const pages = ok('bpf-flows-paged').trim().split('\n').map((l) => (JSON.parse(l) as { data: [unknown[][], number] }).data);
+  expect(pages.length).toBeGreaterThanOrEqual(2);
+  expect(pages.at(-1)![1]).toBe(0);
+  expect(pages.slice(0, -1).every(([, cur]) => cur > 0)).toBe(true);
+  const key = (f: unknown[]): string => JSON.stringify(f.slice(0, 4));
+  expect(pages.flatMap(([p]) => p.map(key)).sort()).toEqual(flows.map(key).sort());
+  const nobody = step('bpf-flows-nobody');
+  expect({ rc: nobody.rc, denied: /Access denied/.test(nobody.err) }).toEqual({ rc: 1, denied: true });
+});
+
+test('mode bpf: a reload with an SNAT address this host does not have is refused and changes nothing', () => {
+  const r = step('bpf-reload-bad');
+  expect(r.rc).not.toBe(0);
+  expect(ok('bpf-reload-bad-active')).toBe('active\n');
+  expect(ok('bpf-reload-bad-last')).toContain('snat.addresses: 10.9.0.77 is not assigned to any local interface');
+  expect(ok('bpf-reload-bad-proc')).toMatch(/^snat 10\.9\.0\.1$/m);
+  expect(file('journal.txt')).toMatch(/reload refused, nothing changed:/);
 });
 
 test('mode bpf: systemctl restart keeps the pinned map and programs (same ids), the stream intact and untracked', () => {
@@ -162,6 +196,21 @@ test('mode bpf: systemctl restart keeps the pinned map and programs (same ids), 
   expect(step('s2-conntrack').out).not.toContain(`sport=${stream('s2').localPort} dport=80 `);
   const s = intact('s2', 4 << 20);
   expect(s.error).toBe('');
+});
+
+test('connections that miss the BPF path (no free SNAT port): logged with the counts, shown in Alerts and by ipvs-bpfctl status', () => {
+  ok('alert-reload');
+  const proc = ok('alert-proc');
+  const exhausted = Number(/^ports_exhausted (\d+)$/m.exec(proc)?.[1]);
+  expect(exhausted).toBeGreaterThanOrEqual(3);
+  const alerts = busJson('alert-prop') as [string, number, number, number, string][];
+  const byName = Object.fromEntries(alerts.map((a) => [a[0], a]));
+  expect(byName.ports_exhausted).toEqual(['ports_exhausted', exhausted, expect.any(Number), expect.any(Number), expect.stringContaining('no free SNAT address:port')]);
+  expect(byName.ports_exhausted![2]).toBeGreaterThanOrEqual(3);
+  expect(byName.fallbacks![2]).toBeGreaterThanOrEqual(3);
+  expect(ok('alert-status')).toMatch(/^ALERT ports_exhausted \d+ \(\+\d+ since the daemon started, last \S+\): fallbacks because no free SNAT address:port/m);
+  expect(file('journal.txt')).toMatch(/ipvs-bpf\[\d+\]: kernel counter ports_exhausted grew by \d+ to \d+ in the last \d+ s: /);
+  ok('alert-restore');
 });
 
 test('mode bpf: stop leaves the data path running (programs, pins, map registration, flows); start re-uses it', () => {

@@ -13,6 +13,9 @@ mkdir -p "$out"
 PIN=/sys/fs/bpf/ipvs-bpf
 M=(org.ipvsbpf1 /org/ipvsbpf1 org.ipvsbpf1.Manager)
 STREAM=(node dist/test/integration/vm/daemon-stream.js)
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+# a user in the group ipvs-bpf (created by install-service), with its groups from /etc/group
+as_member() { setpriv --reuid=flowreader --regid=nogroup --init-groups "$@"; }
 
 rec() { # rec <step> <command...>
   local step=$1
@@ -66,13 +69,13 @@ stream_finish() { # stream_finish <name>: SIGUSR1 (a last MiB, then the end), wa
   wait "$pid"
   cp "/tmp/$1.status" "$out/$1.json" 2>/dev/null || echo '{"error":"no status"}' >"$out/$1.json"
 }
-config() { # config <mode> [extra JSON members]
+config() { # config <mode> [extra JSON members] [SNAT address] [extra snat members]
   cat >/etc/ipvs-bpf/config.json <<EOF
 {
   "rules": ["/etc/ipvs-bpf/rules"],
   "mode": "$1",
   "interfaces": ["c-lb", "b1-lb", "b2-lb"],
-  "snat": { "addresses": ["$TOPO_SNAT"] },
+  "snat": { "addresses": ["${3:-$TOPO_SNAT}"]${4:+, $4} },
   "statusInterval": 1${2:+,
   $2}
 }
@@ -93,11 +96,26 @@ iptables -A FORWARD -m conntrack --ctstate NEW,ESTABLISHED,RELATED,UNTRACKED -j 
 sysctl -qw net.ipv4.vs.conntrack=1
 for ns in "${TOPO_BACKEND_NS[@]}"; do ip netns exec "$ns" "${STREAM[@]}" server 80 & done
 rec install bash scripts/install-service.sh  # npm run install-service is checked by daemon-systemd.sh
+useradd --no-create-home --gid nogroup --groups ipvs-bpf --shell /usr/sbin/nologin flowreader
 cat >/etc/ipvs-bpf/rules <<EOF
 -A -t $TOPO_VIP:80 -s rr
 -a -t $TOPO_VIP:80 -r ${TOPO_BACKENDS[0]}:80 -m -w 1
 -a -t $TOPO_VIP:80 -r ${TOPO_BACKENDS[1]}:80 -m -w 1
 EOF
+
+# --- 0. the shipped configuration (mode auto, no interfaces, no SNAT address) with the patched IPVS loaded:
+# plain IPVS, and why; made usable (still auto), a reload says what a restart would do
+rec shipped-config cat /etc/ipvs-bpf/config.json
+rec shipped-start systemctl start ipvs-bpf
+rec shipped-Mode busctl get-property "${M[@]}" Mode
+rec shipped-ModeReason busctl get-property "${M[@]}" ModeReason
+rec shipped-bpf-mode sysctl -n net.ipv4.vs.bpf_mode
+rec shipped-proc cat /proc/net/ip_vs_bpf
+config auto
+rec shipped-reload systemctl reload ipvs-bpf
+rec shipped-last-reload busctl get-property "${M[@]}" LastReload
+rec shipped-Mode2 busctl get-property "${M[@]}" Mode
+rec shipped-stop systemctl stop ipvs-bpf
 config ipvs
 for ns in "${TOPO_BACKEND_NS[@]}"; do topo_wait_listen "$ns" tcp 80; done
 
@@ -132,7 +150,28 @@ rec s2-first wait_recv s2 $((1 << 20))
 sleep 2 # two status refreshes (statusInterval 1)
 rec bpf-status ipvs-bpfctl status
 rec bpf-status-json ipvs-bpfctl status -o json
-rec bpf-flows busctl --json=short call "${M[@]}" ListFlows
+rec bpf-flows busctl --json=short call "${M[@]}" ListFlows tu 0 0
+# every page of at most one entry, as a member of ipvs-bpf: one JSON reply per line
+flows_paged() {
+  local cur=0 n=0 page
+  while :; do
+    page=$(as_member busctl --json=short call "${M[@]}" ListFlows tu "$cur" 1) || return 1
+    echo "$page"
+    cur=$(jq -r '.data[1]' <<<"$page")
+    [ "$cur" = 0 ] && return 0
+    n=$((n + 1))
+    [ $n -lt 50 ] || return 1
+  done
+}
+rec bpf-flows-paged flows_paged
+rec bpf-flows-nobody as_nobody busctl call "${M[@]}" ListFlows tu 0 0
+# a reload with an SNAT address this host does not have is refused; nothing changes
+config bpf '' 10.9.0.77
+rec bpf-reload-bad systemctl reload ipvs-bpf
+rec bpf-reload-bad-active systemctl is-active ipvs-bpf
+rec bpf-reload-bad-last busctl get-property "${M[@]}" LastReload
+rec bpf-reload-bad-proc cat /proc/net/ip_vs_bpf
+config bpf
 snap s2-before
 rec bpf-restart systemctl restart ipvs-bpf
 snap s2-restarted
@@ -148,6 +187,19 @@ rec s2-conntrack conntrack -L -s "$TOPO_CLIENT" -d "$TOPO_VIP"
 stream_finish s2
 sleep 2
 rec bpf-status-after ipvs-bpfctl status -o json
+
+# --- 2b. connections that miss the BPF path are counted by the patched IPVS: the daemon logs and shows it.
+# SNAT ports only inside ip_local_port_range (always excluded): every new connection finds no port.
+config bpf '' '' '"portMin": 40000, "portMax": 40001'
+rec alert-reload systemctl reload ipvs-bpf
+rec alert-conns ip netns exec client timeout 20 bash -c \
+  'for i in 1 2 3; do exec 3<>"/dev/tcp/$0/80" && exec 3<&-; done' "$TOPO_VIP"
+sleep 3 # status refreshes (statusInterval 1)
+rec alert-prop busctl --json=short get-property "${M[@]}" Alerts
+rec alert-status ipvs-bpfctl status
+rec alert-proc cat /proc/net/ip_vs_bpf
+config bpf
+rec alert-restore systemctl reload ipvs-bpf
 
 # --- 3. a broken configuration while a flow is live: the restart fails, the data path carries on
 stream_start s3
