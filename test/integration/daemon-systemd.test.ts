@@ -236,8 +236,10 @@ test('systemctl stop during a large reload the kernel refuses at its end: the ro
   expect(journal.match(/SIGTERM: waiting for the running reload to finish/g)?.length).toBe(2);
   expect(journal).toMatch(/reload refused, nothing changed:$/m);
   expect(journal).toMatch(/\(12000 changes already applied were rolled back\); nothing was changed$/m);
-  // within the unit's stop timeout, and measured for the record
-  expect(Number(file('big2-stop.ms'))).toBeLessThan(120_000);
+  // within the unit's stop timeout: systemd did not have to kill it. The wall time of `systemctl stop`
+  // also holds ExecStopPost's table dump, so it is kept for the record, not compared with TimeoutStopSec.
+  expect(file('big2-stop.result').trim()).toBe('success');
+  console.log(`systemctl stop during the refused reload took ${file('big2-stop.ms').trim()} ms`);
 });
 
 test('journal: priorities from the <N> prefix; messages carry no prefix, timestamp or colour', () => {

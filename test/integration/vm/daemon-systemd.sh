@@ -185,6 +185,8 @@ reload_then() {
   t0=$(date +%s%N)
   rec "$2" systemctl "$1" ipvs-bpf
   echo $((($(date +%s%N) - t0) / 1000000)) >"$out/$2.ms"
+  # how the old process ended: "success", or "timeout" when systemd had to kill it (TimeoutStopSec)
+  systemctl show -P Result ipvs-bpf >"$out/$2.result"
   cp /run/ipvs-after-stop.rules "$out/$2.after-stop.rules"
 }
 ipvsadm -Sn >"$out/big1.old.rules"
