@@ -31,6 +31,10 @@ for p in "${PINNED[@]}"; do installed "${p%%=*}" "${p#*=}" || missing+=("$p"); d
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then say "need root to install packages (run 'bash scripts/setup.sh' as root)"; exit 1; fi
+  # Lab VMs run on this host's root over 9p and hold this lock shared (test/lab/vm.ts HOST_PACKAGES_LOCK):
+  # packages change only while no VM runs.
+  exec 8>/run/lock/ipvs-bpf-host-packages.lock
+  if ! flock -x -n 8; then say "waiting for running lab VMs to end before changing packages"; flock -x 8; fi
   inst() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades \
              -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null; }
   if ! inst; then
@@ -38,6 +42,7 @@ if ((${#missing[@]})); then
     apt-get update -qq -o DPkg::Lock::Timeout=600
     inst
   fi
+  exec 8>&-
 fi
 
 # npm ci when node_modules is missing or older than the lock file.

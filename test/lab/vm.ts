@@ -67,6 +67,12 @@ const RUN_RETENTION_MS = 24 * 60 * 60 * 1000;
 const RUN_DIR_PATTERN = /^\d{8}T\d{6}-\d+-[0-9a-f]{8}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const QEMU = 'qemu-system-x86_64';
+/**
+ * The VM's root is the host's, live over 9p: a package upgrade under a running VM swaps libraries its programs
+ * are using (a running lab VM saw systemctl segfault). Every VM holds this lock shared for its whole life;
+ * scripts/setup.sh holds it exclusively while apt-get changes packages. Keep the path equal to setup.sh's.
+ */
+export const HOST_PACKAGES_LOCK = '/run/lock/ipvs-bpf-host-packages.lock';
 
 /** The checkout root: the nearest ancestor holding test/lab/init.sh (works from test/lab and dist/test/lab). */
 export function checkoutRoot(): string {
@@ -259,7 +265,10 @@ export async function runInVm(opts: LabVmOptions): Promise<LabVmResult> {
 
   const started = Date.now();
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // flock --no-fork execs qemu once the lock is held: the child is qemu itself (signals, exit code), holding it
+  const child = spawn('flock', ['--shared', '--no-fork', HOST_PACKAGES_LOCK, qemu, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   liveVms.add(child);
   let consoleText = '';
   let qemuStderr = '';
