@@ -17,7 +17,7 @@ import { daemonOnBus, serveDbus, type DbusService } from './dbus';
 import { createLogger, type Logger } from './log';
 import { hasBpfMode } from './kernel-bpf';
 import { chooseMode, readNetState, type NetState } from './preflight';
-import { readRuleSet, RuleSourceError } from './rules';
+import { readRuleSet, RuleSourceError } from '../sources/rule-files';
 import { teardown } from './teardown';
 import { RuleFileError } from '../ipvs/rules';
 

@@ -8,7 +8,9 @@ import { fromSystemdLevel, toSystemdLevel } from '../../src/daemon/dbus';
 import { parseControlState } from '../../src/daemon/kernel-bpf';
 import { createLogger, humanLine, journalLine } from '../../src/daemon/log';
 import { checkConfig, teardownMain } from '../../src/daemon/main';
-import { expandRuleFiles, extraOps, readRuleSet, ruleSetFromTexts, summarizeOps } from '../../src/daemon/rules';
+import { expandRuleFiles, readRuleSet, ruleSetFromTexts } from '../../src/sources/rule-files';
+import { extraOps } from '../../src/sources/source';
+import { summarizeOps } from '../../src/daemon/summary';
 import type { DaemonStatus } from '../../src/daemon/status';
 import { RuleFileError } from '../../src/ipvs/rules';
 
