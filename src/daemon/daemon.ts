@@ -14,7 +14,7 @@ import { destinationOnly } from '../ipvs/rules';
 import type { InvertContext } from '../ipvs/reconcile';
 import { applyAtomically, TransactionError, type SourcedOp } from '../ipvs/transaction';
 import { ALERT_LOG_INTERVAL_MS, CounterAlerts } from './alerts';
-import { RESTART_ONLY, type DaemonConfig } from './config';
+import { kubernetesEnabled, RESTART_ONLY, type DaemonConfig } from './config';
 import type { DataPath, DataPathFactory } from './datapath';
 import { FLOWS_PAGE_DEFAULT, FLOWS_PAGE_MAX } from './dbus-api';
 import type { Logger } from './log';
@@ -64,7 +64,12 @@ export interface DaemonDeps {
  */
 export type SourceFactory = (cfg: DaemonConfig, running: readonly Source[]) => Source[];
 
-export const ruleFilesOnly: SourceFactory = (cfg) => [new RuleFileSource(cfg.rules)];
+export const ruleFilesOnly: SourceFactory = (cfg) => {
+  if (kubernetesEnabled(cfg)) {
+    throw new ChangeRefused('InvalidConfig', 'kubernetes: the kubernetes source is not wired into the daemon yet (unset kubernetes.enabled and kubernetes.proxyConfig)');
+  }
+  return [new RuleFileSource(cfg.rules)];
+};
 
 /** More changed services than this in one go are reconciled against the whole table (one dump is cheaper). */
 export const INCREMENTAL_MAX = 256;
