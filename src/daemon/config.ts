@@ -30,6 +30,25 @@ export interface DaemonConfig {
   log: { level: LogLevel };
   dbus: { bus: 'system' | 'session' | 'none' };
   statusInterval: number;
+  kubernetes: KubernetesConfig;
+}
+
+/** The kubernetes rule source (src/kube): kube-proxy's ipvs mode from the Kubernetes API. */
+export interface KubernetesConfig {
+  enabled: boolean;
+  /** kubeconfig file; '' = clientConnection.kubeconfig of proxyConfig, else in-cluster. */
+  kubeconfig: string;
+  /** This node's name; '' = hostnameOverride of proxyConfig, else the host name. */
+  nodeName: string;
+  /** KubeProxyConfiguration file ('' = none: kube-proxy's defaults). */
+  proxyConfig: string;
+  /** service.kubernetes.io/service-proxy-name this daemon serves ('' = Services without the label). */
+  serviceProxyName: string;
+}
+
+/** Whether the kubernetes source is configured (enabled, or a KubeProxyConfiguration named). */
+export function kubernetesEnabled(cfg: Pick<DaemonConfig, 'kubernetes'>): boolean {
+  return cfg.kubernetes.enabled || cfg.kubernetes.proxyConfig !== '';
 }
 
 const IFNAME = /^[^\s/:]{1,15}$/;
@@ -65,6 +84,26 @@ convict.addFormats({
       if ((v as string[]).length > 16) throw new Error('has more than 16 addresses (the kernel takes at most 16)');
     },
     coerce: splitList,
+  },
+  'optional-absolute-path': {
+    validate: (v: unknown) => {
+      if (typeof v !== 'string' || (v !== '' && !v.startsWith('/'))) throw new Error('must be an absolute path (or empty)');
+    },
+  },
+  // RFC 1123 subdomain, as Node names are.
+  'node-name': {
+    validate: (v: unknown) => {
+      if (typeof v !== 'string' || (v !== '' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(v)) || v.length > 253) {
+        throw new Error('must be a Node name (lower-case letters, digits, - and ., at most 253 characters) or empty');
+      }
+    },
+  },
+  'label-value': {
+    validate: (v: unknown) => {
+      if (typeof v !== 'string' || (v !== '' && !/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(v))) {
+        throw new Error('must be a label value (at most 63 letters, digits, -, _ and ., starting and ending alphanumeric) or empty');
+      }
+    },
   },
   'absolute-path': {
     validate: (v: unknown) => {
@@ -183,6 +222,47 @@ export const SCHEMA = {
     default: 5,
     env: 'IPVS_BPF_STATUS_INTERVAL',
     arg: 'status-interval',
+  },
+  kubernetes: {
+    enabled: {
+      doc: "Also take IPVS services from the Kubernetes API as kube-proxy's ipvs mode builds them (Services, "
+        + 'EndpointSlices, this Node); on as well when kubernetes.proxyConfig is set',
+      format: Boolean,
+      default: false,
+      env: 'IPVS_BPF_KUBERNETES',
+      arg: 'kubernetes',
+    },
+    kubeconfig: {
+      doc: 'kubeconfig file for the apiserver; empty: clientConnection.kubeconfig of kubernetes.proxyConfig, else '
+        + 'in-cluster (the pod service account and $KUBERNETES_SERVICE_HOST/PORT)',
+      format: 'optional-absolute-path',
+      default: '',
+      env: 'IPVS_BPF_KUBECONFIG',
+      arg: 'kubeconfig',
+    },
+    nodeName: {
+      doc: "This node's Node name; empty: hostnameOverride of kubernetes.proxyConfig, else the host name (lower-cased)",
+      format: 'node-name',
+      default: '',
+      env: 'IPVS_BPF_NODE_NAME',
+      arg: 'node-name',
+    },
+    proxyConfig: {
+      doc: "kube-proxy's configuration file (KubeProxyConfiguration kubeproxy.config.k8s.io/v1alpha1, YAML or JSON), "
+        + "what kube-proxy's --config reads; empty: kube-proxy's defaults",
+      format: 'optional-absolute-path',
+      default: '',
+      env: 'IPVS_BPF_KUBE_PROXY_CONFIG',
+      arg: 'kube-proxy-config',
+    },
+    serviceProxyName: {
+      doc: 'Serve only the Services labelled service.kubernetes.io/service-proxy-name with this value; empty: the '
+        + 'Services without that label (as kube-proxy)',
+      format: 'label-value',
+      default: '',
+      env: 'IPVS_BPF_SERVICE_PROXY_NAME',
+      arg: 'service-proxy-name',
+    },
   },
 };
 

@@ -1,21 +1,29 @@
 /**
- * The daemon's work: keep IPVS equal to the rule files (reconcile: only the differences, edits in place,
- * all or nothing), run the data path in bpf mode, and keep the status snapshot the D-Bus API shows.
- * Every change (reload, ApplyRules, SetWeight) runs one at a time, in arrival order.
+ * The daemon's work: keep IPVS equal to the merged desired table of its rule sources (src/sources: the rule
+ * files, and whatever else the configuration names; reconcile: only the differences, edits in place, all or
+ * nothing), run the data path in bpf mode, and keep the status snapshot the D-Bus API shows.
+ * Every change (reload, ApplyRules, SetWeight, a source's own change) runs one at a time, in arrival order.
+ * A source that changes on its own names the services that changed: only those are read from the kernel
+ * and reconciled (changes that arrive while one runs are coalesced into the next).
  */
 import type { IpvsClient } from '../ipvs/netlink';
-import { destinationId, serviceKeyId, type DesiredService, type IpvsOp, type ServiceState } from '../ipvs/model';
+import { destinationId, serviceKeyId, type DesiredService, type IpvsOp, type ServiceKey, type ServiceState } from '../ipvs/model';
 import { reconcile } from '../ipvs/reconcile';
 import { commandToOp, parseRules, replayRules, RuleFileError } from '../ipvs/rules';
 import { destinationOnly } from '../ipvs/rules';
+import type { InvertContext } from '../ipvs/reconcile';
 import { applyAtomically, TransactionError, type SourcedOp } from '../ipvs/transaction';
 import { ALERT_LOG_INTERVAL_MS, CounterAlerts } from './alerts';
-import { RESTART_ONLY, type DaemonConfig } from './config';
+import { kubernetesEnabled, RESTART_ONLY, type DaemonConfig } from './config';
 import type { DataPath, DataPathFactory } from './datapath';
 import { FLOWS_PAGE_DEFAULT, FLOWS_PAGE_MAX } from './dbus-api';
 import type { Logger } from './log';
 import { ConfigProblem } from './preflight';
-import { extraOps, readRuleSet, RuleSourceError, summarizeOps, type RuleSet } from './rules';
+import { RuleFileSource } from '../sources/rule-files';
+import {
+  extraOps, lookupService, mergeTables, SourceConflictError, SourceError, type DesiredTable, type Source,
+} from '../sources/source';
+import { summarizeOps } from './summary';
 import { servicesStatus, type DaemonStatus, type FlowPage, type ReloadStatus } from './status';
 
 export const VERSION: string = (() => {
@@ -46,7 +54,25 @@ export interface DaemonDeps {
   ipvs: IpvsClient;
   /** Chooses and starts the data path for the configured mode. */
   dataPath: DataPathFactory;
+  /** The rule sources a configuration names (default: its rule files only). */
+  sources?: SourceFactory;
 }
+
+/**
+ * The sources for a configuration. At a reload it gets the sources running now and returns the ones to
+ * keep (long-lived watches) among the new ones; those not returned are closed after a successful reload.
+ */
+export type SourceFactory = (cfg: DaemonConfig, running: readonly Source[]) => Source[];
+
+export const ruleFilesOnly: SourceFactory = (cfg) => {
+  if (kubernetesEnabled(cfg)) {
+    throw new ChangeRefused('InvalidConfig', 'kubernetes: the kubernetes source is not wired into the daemon yet (unset kubernetes.enabled and kubernetes.proxyConfig)');
+  }
+  return [new RuleFileSource(cfg.rules)];
+};
+
+/** More changed services than this in one go are reconciled against the whole table (one dump is cheaper). */
+export const INCREMENTAL_MAX = 256;
 
 export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
@@ -62,11 +88,16 @@ export class Daemon {
   private stopping = false;
   private closed = false;
   private refreshing: Promise<void> = Promise.resolve();
+  /** Services named by sources' own changes and not synced yet ('all': a full reconcile). */
+  private pending: Map<string, ServiceKey> | 'all' | undefined;
+  private syncQueued = false;
+  private readonly subscribed = new WeakSet<Source>();
 
   private constructor(
     private cfg: DaemonConfig,
     private readonly deps: DaemonDeps,
     private readonly dp: DataPath,
+    private sources: Source[],
   ) {
     this.alerts = new CounterAlerts(Math.max(ALERT_LOG_INTERVAL_MS, cfg.statusInterval * 1000));
     this.statusCache = this.buildStatus();
@@ -77,20 +108,27 @@ export class Daemon {
    * IPVS) if the rules are bad; the caller exits non-zero so systemd reports the failed start.
    */
   static async start(cfg: DaemonConfig, deps: DaemonDeps): Promise<Daemon> {
-    const rules = loadRules(cfg);
+    const sources = (deps.sources ?? ruleFilesOnly)(cfg, []);
     let dp: DataPath;
     try {
-      dp = await deps.dataPath(cfg, deps.log);
+      const tables = await readSources(sources);
+      try {
+        dp = await deps.dataPath(cfg, deps.log);
+      } catch (e) {
+        if (e instanceof ConfigProblem) throw new ChangeRefused('InvalidConfig', e.message);
+        throw e;
+      }
+      const d = new Daemon(cfg, deps, dp, sources);
+      const summary = await d.applyFull(tables);
+      d.lastReload = { usec: nowUsec(), ok: true, message: summary };
+      deps.log.notice(`started in ${dp.mode} mode${dp.reason ? ` (${dp.reason})` : ''}; ${sources.map((s) => s.name).join('; ')}: ${summary}`);
+      for (const s of sources) d.subscribe(s);
+      await d.refresh();
+      return d;
     } catch (e) {
-      if (e instanceof ConfigProblem) throw new ChangeRefused('InvalidConfig', e.message);
+      for (const s of sources) s.close?.();
       throw e;
     }
-    const d = new Daemon(cfg, deps, dp);
-    const summary = await d.applyRuleSet(rules);
-    d.lastReload = { usec: nowUsec(), ok: true, message: summary };
-    deps.log.notice(`started in ${dp.mode} mode${dp.reason ? ` (${dp.reason})` : ''}; rules ${rules.files.join(', ') || '(none)'}: ${summary}`);
-    await d.refresh();
-    return d;
   }
 
   get config(): DaemonConfig {
@@ -251,6 +289,7 @@ export class Daemon {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const s of this.sources) s.close?.();
     await this.queue;
     await this.refreshing;
     this.close();
@@ -260,6 +299,7 @@ export class Daemon {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const s of this.sources) s.close?.();
     this.dp.close();
     this.deps.ipvs.close();
   }
@@ -302,8 +342,20 @@ export class Daemon {
       if (e instanceof ConfigProblem) throw new ChangeRefused('InvalidConfig', `${next.config || 'configuration'}: ${e.message}`);
       throw e;
     }
-    const rules = loadRules(next);
-    const summary = await this.applyRuleSet(rules);
+    const sources = (this.deps.sources ?? ruleFilesOnly)(next, this.sources);
+    const fresh = sources.filter((s) => !this.sources.includes(s));
+    let summary: string;
+    try {
+      summary = await this.applyFull(await readSources(sources));
+    } catch (e) {
+      for (const s of fresh) s.close?.();
+      throw e;
+    }
+    for (const s of this.sources) if (!sources.includes(s)) s.close?.();
+    this.sources = sources;
+    // A full reconcile covers whatever the sources said before it.
+    this.pending = undefined;
+    for (const s of fresh) this.subscribe(s);
     this.dp.configure(next);
     if (next.log.level !== this.cfg.log.level) this.deps.log.setLevel(next.log.level);
     this.cfg = next;
@@ -311,14 +363,50 @@ export class Daemon {
     return restartNote ? `${summary}; ${restartNote}` : summary;
   }
 
-  private async applyRuleSet(rules: RuleSet): Promise<string> {
-    for (const i of rules.ignored) this.deps.log.info(`${i.source}:line ${i.line}: ignored: ${i.why}`);
+  /** The whole table: every source's services merged; kernel services nobody names go unless a source keeps them. */
+  private async applyFull(parts: readonly SourceTable[]): Promise<string> {
+    let merged;
+    try {
+      merged = mergeTables(parts);
+    } catch (e) {
+      throw refusal(e);
+    }
+    for (const i of merged.ignored) this.deps.log.info(`${i.source}:line ${i.line}: ignored: ${i.why}`);
     const before: DesiredService[] = await this.deps.ipvs.services({ counters: false });
+    const current = this.sources.some((s) => s.keeps)
+      ? before.filter((s) => merged.services.has(serviceKeyId(s.key)) || !this.kept(s.key))
+      : before;
     const kernel = {
-      ...(rules.timeouts ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
-      ...(rules.daemons.length ? { daemons: await this.deps.ipvs.daemons() } : {}),
+      ...(merged.timeouts ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
+      ...(merged.daemons.length ? { daemons: await this.deps.ipvs.daemons() } : {}),
     };
-    const ops = [...reconcile(before, rules.services), ...extraOps(rules, kernel)];
+    const ops = [...reconcile(current, [...merged.services.values()]), ...extraOps(merged, kernel)];
+    return this.applyOps(ops, before, kernel);
+  }
+
+  /** Only the services named: each read from the kernel on its own, reconciled against the sources' wish. */
+  private async applyKeys(parts: readonly SourceTable[], keys: Iterable<[string, ServiceKey]>): Promise<string> {
+    const before: DesiredService[] = [];
+    const desired: DesiredService[] = [];
+    for (const [id, key] of keys) {
+      let want;
+      try {
+        want = lookupService(parts, id);
+      } catch (e) {
+        throw refusal(e);
+      }
+      const have = await this.deps.ipvs.service(key, { counters: false });
+      if (have && (want || !this.kept(key))) before.push(have);
+      if (want) desired.push(want);
+    }
+    return this.applyOps(reconcile(before, desired), before, {});
+  }
+
+  private kept(key: ServiceKey): boolean {
+    return this.sources.some((s) => s.keeps?.(key));
+  }
+
+  private async applyOps(ops: IpvsOp[], before: readonly DesiredService[], kernel: InvertContext): Promise<string> {
     if (ops.length === 0) return 'no changes';
     this.deps.log.info(`applying ${ops.length} changes to IPVS (all or nothing)`);
     try {
@@ -330,7 +418,45 @@ export class Daemon {
     return summarizeOps(ops);
   }
 
-  private async context(ops: readonly IpvsOp[]): Promise<{ timeouts?: import('../ipvs/model').Timeouts; daemons?: import('../ipvs/model').SyncDaemon[] }> {
+  /** Hooks the daemon to a source's own changes (once per source). */
+  private subscribe(source: Source): void {
+    if (!source.subscribe || this.subscribed.has(source)) return;
+    this.subscribed.add(source);
+    source.subscribe((keys) => this.sourceChanged(source, keys));
+  }
+
+  private sourceChanged(source: Source, keys?: readonly ServiceKey[]): void {
+    if (this.stopping || this.closed || !this.sources.includes(source)) return;
+    if (!keys) this.pending = 'all';
+    else if (this.pending !== 'all') {
+      const p = this.pending ?? new Map<string, ServiceKey>();
+      this.pending = p;
+      for (const k of keys) p.set(serviceKeyId(k), k);
+      if (p.size > INCREMENTAL_MAX) this.pending = 'all';
+    }
+    if (this.syncQueued) return;
+    this.syncQueued = true;
+    this.serial(`sync from ${source.name}`, () => this.syncPending()).catch(() => undefined);
+  }
+
+  /** Applies what sources changed since the last sync; a refusal is logged and the next sync is a full one. */
+  private async syncPending(): Promise<void> {
+    this.syncQueued = false;
+    const p = this.pending;
+    this.pending = undefined;
+    if (!p) return;
+    const parts = this.sources.map((s) => ({ name: s.name, table: s.current() }));
+    try {
+      const summary = p === 'all' ? await this.applyFull(parts) : await this.applyKeys(parts, p);
+      if (summary !== 'no changes') this.deps.log.info(`synced source changes: ${summary}`);
+    } catch (e) {
+      this.pending = 'all';
+      const msg = e instanceof Error ? e.message : String(e);
+      this.deps.log.error(`source changes refused, nothing changed (retried in full at the next change or reload):\n${msg}`);
+    }
+  }
+
+  private async context(ops: readonly IpvsOp[]): Promise<InvertContext> {
     const needs = new Set(ops.map((o) => o.op));
     return {
       ...(needs.has('set-timeouts') ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
@@ -354,18 +480,28 @@ export class Daemon {
   }
 }
 
-function loadRules(cfg: DaemonConfig): RuleSet {
-  try {
-    return readRuleSet(cfg.rules);
-  } catch (e) {
-    if (e instanceof RuleFileError || e instanceof RuleSourceError) throw new ChangeRefused('InvalidRules', e.message);
-    throw e;
-  }
+interface SourceTable {
+  name: string;
+  table: DesiredTable;
+}
+
+/** Reads every source afresh; bad input from any of them refuses the change (every source's errors listed). */
+async function readSources(sources: readonly Source[]): Promise<SourceTable[]> {
+  const tables = await Promise.allSettled(sources.map((s) => s.read()));
+  const bad: string[] = [];
+  const out: SourceTable[] = [];
+  tables.forEach((t, i) => {
+    if (t.status === 'fulfilled') out.push({ name: sources[i]!.name, table: t.value });
+    else if (t.reason instanceof RuleFileError || t.reason instanceof SourceError) bad.push(t.reason.message);
+    else throw t.reason;
+  });
+  if (bad.length > 0) throw new ChangeRefused('InvalidRules', bad.join('\n'));
+  return out;
 }
 
 function refusal(e: unknown): unknown {
   if (e instanceof ChangeRefused) return e;
-  if (e instanceof RuleFileError) return new ChangeRefused('InvalidRules', e.message);
+  if (e instanceof RuleFileError || e instanceof SourceError || e instanceof SourceConflictError) return new ChangeRefused('InvalidRules', e.message);
   if (e instanceof TransactionError) {
     return new ChangeRefused('KernelRefused', `${e.message}${e.rolledBack ? '; nothing was changed' : ''}`);
   }

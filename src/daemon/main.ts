@@ -17,7 +17,8 @@ import { daemonOnBus, serveDbus, type DbusService } from './dbus';
 import { createLogger, type Logger } from './log';
 import { hasBpfMode } from './kernel-bpf';
 import { chooseMode, readNetState, type NetState } from './preflight';
-import { readRuleSet, RuleSourceError } from './rules';
+import { KubeProxyConfigError, readKubeProxyConfig, type KubeProxyConfig } from '../kube/proxy-config';
+import { readRuleSet, RuleSourceError } from '../sources/rule-files';
 import { teardown } from './teardown';
 import { RuleFileError } from '../ipvs/rules';
 
@@ -64,6 +65,18 @@ export async function checkConfig(args: readonly string[], io: MainIo, net: () =
     }
     throw e;
   }
+  let kubeProxy: KubeProxyConfig | undefined;
+  if (cfg.kubernetes.proxyConfig) {
+    try {
+      kubeProxy = readKubeProxyConfig(cfg.kubernetes.proxyConfig);
+    } catch (e) {
+      if (e instanceof KubeProxyConfigError) {
+        io.err(`${PROGRAM}: kube-proxy configuration invalid:\n${e.message}\n`);
+        return EX_CONFIG;
+      }
+      throw e;
+    }
+  }
   const choice = chooseMode(cfg, hasBpfMode(), cfg.mode === 'ipvs' ? { links: new Set(), addresses: new Map() } : await net());
   if (choice.problems.length) {
     io.err(`${PROGRAM}: configuration invalid (mode bpf):\n${choice.problems.join('\n')}\n`);
@@ -74,6 +87,10 @@ export async function checkConfig(args: readonly string[], io: MainIo, net: () =
   if (cfg.mode === 'auto') io.out(`mode auto: a start here runs ${choice.mode === 'bpf' ? 'the BPF mode' : 'plain IPVS'}: ${choice.reason.replace(/^auto: /, '')}\n`);
   io.out(`rules ${rules.files.join(', ') || '(no files)'}: valid; ${rules.services.length} services, ${dests} real servers\n`);
   for (const i of rules.ignored) io.out(`${i.source}:line ${i.line}: will be ignored: ${i.why}\n`);
+  if (kubeProxy) {
+    io.out(`kube-proxy configuration ${kubeProxy.file}: valid; scheduler ${kubeProxy.ipvs.scheduler}\n`);
+    for (const i of kubeProxy.ignored) io.out(`${kubeProxy.file}: ${i.field}: will be ignored: ${i.why}\n`);
+  }
   return 0;
 }
 

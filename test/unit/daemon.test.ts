@@ -2,13 +2,15 @@
 import { mkdtempSync, mkdirSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
-import { ConfigError, helpText, loadConfig, schemaLeaves, splitArgs } from '../../src/daemon/config';
+import { ConfigError, helpText, kubernetesEnabled, loadConfig, schemaLeaves, splitArgs } from '../../src/daemon/config';
 import { emptyStatus, MANAGER_PROPERTIES } from '../../src/daemon/dbus-api';
 import { fromSystemdLevel, toSystemdLevel } from '../../src/daemon/dbus';
 import { parseControlState } from '../../src/daemon/kernel-bpf';
 import { createLogger, humanLine, journalLine } from '../../src/daemon/log';
 import { checkConfig, teardownMain } from '../../src/daemon/main';
-import { expandRuleFiles, extraOps, readRuleSet, ruleSetFromTexts, summarizeOps } from '../../src/daemon/rules';
+import { expandRuleFiles, readRuleSet, ruleSetFromTexts } from '../../src/sources/rule-files';
+import { extraOps } from '../../src/sources/source';
+import { summarizeOps } from '../../src/daemon/summary';
 import type { DaemonStatus } from '../../src/daemon/status';
 import { RuleFileError } from '../../src/ipvs/rules';
 
@@ -182,6 +184,33 @@ describe('rule sets', () => {
     expect(summarizeOps([])).toBe('no changes');
     expect(summarizeOps([{ op: 'delete-service', key: { kind: 'fwmark', family: 'inet', fwmark: 1 } }, { op: 'flush' }, { op: 'flush' }]))
       .toBe('1 removed service, 2 flushs');
+  });
+
+  test('the kubernetes section: off by default, on with --kube-proxy-config; paths absolute, names checked', () => {
+    const c = loadConfig({ env: {}, args: [] });
+    expect(c.kubernetes).toEqual({ enabled: false, kubeconfig: '', nodeName: '', proxyConfig: '', serviceProxyName: '' });
+    expect(kubernetesEnabled(c)).toBe(false);
+    const { configArgs } = splitArgs(['--kube-proxy-config', '/var/lib/kube-proxy/config.conf', '--node-name', 'node-1', '--kubeconfig=/etc/k.conf']);
+    const k = loadConfig({ env: {}, args: configArgs });
+    expect(k.kubernetes).toEqual(expect.objectContaining({ proxyConfig: '/var/lib/kube-proxy/config.conf', nodeName: 'node-1', kubeconfig: '/etc/k.conf' }));
+    expect(kubernetesEnabled(k)).toBe(true);
+    expect(kubernetesEnabled(loadConfig({ env: { IPVS_BPF_KUBERNETES: 'true' } }))).toBe(true);
+    expect(() => loadConfig({ env: {}, args: ['--kube-proxy-config=config.conf'] })).toThrow('kubernetes.proxyConfig: must be an absolute path (or empty)');
+    expect(() => loadConfig({ env: {}, args: ['--node-name=Node_1'] })).toThrow('kubernetes.nodeName: must be a Node name');
+    expect(() => loadConfig({ env: {}, args: ['--service-proxy-name=-x'] })).toThrow('kubernetes.serviceProxyName: must be a label value');
+  });
+
+  test('--check-config checks the KubeProxyConfiguration too', async () => {
+    const good = file('kp/rules', '');
+    const kp = file('kp/config.conf', 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\noomScoreAdj: -999\n');
+    const bad = file('kp/bad.conf', 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: iptables\n');
+    let out = '';
+    let err = '';
+    const io = { out: (t: string) => void (out += t), err: (t: string) => void (err += t), env: {} };
+    expect(await checkConfig([`--rules=${good}`, `--kube-proxy-config=${kp}`, '--mode=ipvs'], io)).toBe(0);
+    expect(out).toContain(`kube-proxy configuration ${kp}: valid; scheduler rr\n${kp}: oomScoreAdj: will be ignored: set OOMScoreAdjust= in the systemd unit\n`);
+    expect(await checkConfig([`--rules=${good}`, `--kube-proxy-config=${bad}`, '--mode=ipvs'], io)).toBe(78);
+    expect(err).toBe(`ipvs-bpf: kube-proxy configuration invalid:\n${bad}:line 3: mode: "iptables": ipvs-bpf takes the place of kube-proxy's ipvs mode only (mode: ipvs)\n`);
   });
 
   test('--check-config reports valid files and bad lines, exit 0 / 78', async () => {

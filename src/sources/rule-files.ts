@@ -1,13 +1,15 @@
 /**
- * The rule files the daemon keeps IPVS equal to. They are read in order as one ipvsadm -R input that
- * starts from an empty table (as after `ipvsadm -C`): together they describe the whole IPVS table of
- * the network namespace. Every bad line of every file is reported as `<file>:line N: message` and
- * nothing is applied when any line is bad.
+ * The rule-file source: ipvsadm rule files the daemon keeps IPVS equal to. They are read in order as one
+ * ipvsadm -R input that starts from an empty table (as after `ipvsadm -C`): together they describe this
+ * source's part of the IPVS table (all of it when it is the only source). Every bad line of every file is
+ * reported as `<file>:line N: message` and nothing is applied when any line is bad. Read again at every
+ * reload; it never changes on its own.
  */
 import { readdirSync, readFileSync, statSync } from 'fs';
 import * as path from 'path';
-import type { DesiredService, IpvsOp, SyncDaemon, Timeouts } from '../ipvs/model';
+import type { DesiredService, SyncDaemon, Timeouts } from '../ipvs/model';
 import { parseRules, replayRules, RuleFileError, type RuleLineError } from '../ipvs/rules';
+import { EMPTY_TABLE, SourceError, tableOf, type DesiredTable, type IgnoredRule, type Source } from './source';
 
 export interface RuleSet {
   /** The files read, in order (directories expanded). */
@@ -18,11 +20,11 @@ export interface RuleSet {
   /** Sync daemons the files start (a later --stop-daemon of the same state cancels it). */
   daemons: SyncDaemon[];
   /** Lines the daemon does not apply on its own, with why (e.g. -Z). */
-  ignored: { source: string; line: number; why: string }[];
+  ignored: IgnoredRule[];
 }
 
 /** A rule file that cannot be read at all. */
-export class RuleSourceError extends Error {
+export class RuleSourceError extends SourceError {
   override name = 'RuleSourceError';
 }
 
@@ -103,38 +105,28 @@ export function readRuleSet(paths: readonly string[]): RuleSet {
   return ruleSetFromTexts(sources);
 }
 
-/** What the kernel has besides the service table (only read when the rule set asks for it). */
-export interface KernelExtras {
-  timeouts?: Timeouts;
-  daemons?: readonly SyncDaemon[];
-}
+/** The rule files as a Source. */
+export class RuleFileSource implements Source {
+  private last: DesiredTable = EMPTY_TABLE;
+  /** The files of the last read, directories expanded. */
+  files: string[] = [];
 
-/** The ops besides the service table's: timeouts that differ and sync daemons that are not running. */
-export function extraOps(rules: RuleSet, kernel: KernelExtras): IpvsOp[] {
-  const ops: IpvsOp[] = [];
-  const t = rules.timeouts;
-  if (t && kernel.timeouts) {
-    const k = kernel.timeouts;
-    if ((t.tcp && t.tcp !== k.tcp) || (t.tcpFin && t.tcpFin !== k.tcpFin) || (t.udp && t.udp !== k.udp)) {
-      ops.push({ op: 'set-timeouts', timeouts: { ...t } });
-    }
-  }
-  for (const d of rules.daemons) {
-    if (!kernel.daemons?.some((k) => k.state === d.state)) ops.push({ op: 'start-daemon', daemon: { ...d } });
-  }
-  return ops;
-}
+  constructor(readonly paths: readonly string[]) {}
 
-/** A one-line summary of a list of ops, e.g. "2 added services, 1 changed real server". */
-export function summarizeOps(ops: readonly IpvsOp[]): string {
-  const names: Record<IpvsOp['op'], string> = {
-    'add-service': 'added service', 'edit-service': 'changed service', 'delete-service': 'removed service',
-    'add-dest': 'added real server', 'edit-dest': 'changed real server', 'delete-dest': 'removed real server',
-    flush: 'flush', zero: 'zeroing', 'set-timeouts': 'timeout change', 'start-daemon': 'started sync daemon',
-    'stop-daemon': 'stopped sync daemon',
-  };
-  const counts = new Map<string, number>();
-  for (const o of ops) counts.set(names[o.op], (counts.get(names[o.op]) ?? 0) + 1);
-  if (counts.size === 0) return 'no changes';
-  return [...counts].map(([n, c]) => `${c} ${n}${c === 1 ? '' : 's'}`).join(', ');
+  /** "rules FILE, FILE" (the files read, once read). */
+  get name(): string {
+    return `rules ${(this.files.length ? this.files : this.paths).join(', ') || '(none)'}`;
+  }
+
+  /** Throws RuleSourceError or RuleFileError. */
+  async read(): Promise<DesiredTable> {
+    const r = readRuleSet(this.paths);
+    this.files = r.files;
+    this.last = tableOf(r.services, { daemons: r.daemons, ignored: r.ignored, ...(r.timeouts ? { timeouts: r.timeouts } : {}) });
+    return this.last;
+  }
+
+  current(): DesiredTable {
+    return this.last;
+  }
 }
