@@ -13,6 +13,7 @@ import { ALERT_LOG_INTERVAL_MS, CounterAlerts } from './alerts';
 import { RESTART_ONLY, type DaemonConfig } from './config';
 import type { DataPath, DataPathFactory } from './datapath';
 import { FLOWS_PAGE_DEFAULT, FLOWS_PAGE_MAX } from './dbus-api';
+import type { ChangeObserver, DataPathReading } from '../metrics/registry';
 import type { Logger } from './log';
 import { ConfigProblem } from './preflight';
 import { extraOps, readRuleSet, RuleSourceError, summarizeOps, type RuleSet } from './rules';
@@ -46,7 +47,11 @@ export interface DaemonDeps {
   ipvs: IpvsClient;
   /** Chooses and starts the data path for the configured mode. */
   dataPath: DataPathFactory;
+  /** Told of every change's duration and outcome (the metrics). */
+  observer?: ChangeObserver;
 }
+
+const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
 export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
@@ -86,7 +91,7 @@ export class Daemon {
       throw e;
     }
     const d = new Daemon(cfg, deps, dp);
-    const summary = await d.applyRuleSet(rules);
+    const summary = await d.applyRuleSet(rules, 'start');
     d.lastReload = { usec: nowUsec(), ok: true, message: summary };
     deps.log.notice(`started in ${dp.mode} mode${dp.reason ? ` (${dp.reason})` : ''}; rules ${rules.files.join(', ') || '(none)'}: ${summary}`);
     await d.refresh();
@@ -109,14 +114,17 @@ export class Daemon {
   /** Re-read configuration and rules, apply only the differences. Refusals change nothing. */
   reload(): Promise<string> {
     return this.serial('reload', async () => {
+      const t0 = process.hrtime.bigint();
       try {
         const summary = await this.reloadNow();
         this.lastReload = { usec: nowUsec(), ok: true, message: summary };
+        this.deps.observer?.reloaded(seconds(t0), true);
         this.deps.log.notice(`reloaded: ${summary}`);
         return summary;
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         this.lastReload = { usec: nowUsec(), ok: false, message: msg };
+        this.deps.observer?.reloaded(seconds(t0), false);
         this.deps.log.error(`reload refused, nothing changed:\n${msg}`);
         throw e;
       } finally {
@@ -129,6 +137,7 @@ export class Daemon {
   applyRules(text: string): Promise<string> {
     return this.serial('ApplyRules', async () => {
       let lines;
+      const t0 = process.hrtime.bigint();
       try {
         lines = parseRules(text, 'input').commands;
         const before = await this.deps.ipvs.services({ counters: false });
@@ -138,10 +147,12 @@ export class Daemon {
           return op ? [{ op, line, source: 'input' }] : [];
         });
         await applyAtomically(this.deps.ipvs, ops, before, await this.context(ops.map((o) => o.op)));
+        this.deps.observer?.reconciled('apply_rules', seconds(t0), { ops: ops.map((o) => o.op) });
         const summary = summarizeOps(ops.map((o) => o.op));
         this.deps.log.notice(`rules applied over D-Bus: ${summary}`);
         return summary;
       } catch (e) {
+        this.deps.observer?.reconciled('apply_rules', seconds(t0), { error: e });
         throw refusal(e);
       } finally {
         await this.refresh();
@@ -157,6 +168,7 @@ export class Daemon {
   setWeight(serviceId: string, serverId: string, weight: number): Promise<void> {
     return this.serial('SetWeight', async () => {
       let resync = true;
+      const t0 = process.hrtime.bigint();
       try {
         if (!Number.isInteger(weight) || weight < 0 || weight > 2147483647) {
           throw new ChangeRefused('InvalidRules', `weight ${weight} is out of range (0-2147483647)`);
@@ -171,13 +183,15 @@ export class Daemon {
         const dest = svc.destinations.find((d) => destinationId(d) === serverId);
         if (!dest) throw new ChangeRefused('NoSuchObject', `service ${serviceId} has no real server ${JSON.stringify(serverId)}`);
         resync = false;
-        if (dest.weight === weight) return;
+        if (dest.weight === weight) return void this.deps.observer?.reconciled('set_weight', seconds(t0), { ops: [] });
         const op: IpvsOp = { op: 'edit-dest', service: { ...svc.key }, dest: { ...destinationOnly(dest), weight } };
         await applyAtomically(this.deps.ipvs, [{ op }], [svc]);
+        this.deps.observer?.reconciled('set_weight', seconds(t0), { ops: [op] });
         this.patchWeight(serviceId, serverId, weight);
         this.deps.log.notice(`weight of ${serverId} in ${serviceId}: ${dest.weight} -> ${weight}`);
       } catch (e) {
         resync = true;
+        this.deps.observer?.reconciled('set_weight', seconds(t0), { error: e });
         throw refusal(e);
       } finally {
         if (resync) await this.refresh();
@@ -303,7 +317,7 @@ export class Daemon {
       throw e;
     }
     const rules = loadRules(next);
-    const summary = await this.applyRuleSet(rules);
+    const summary = await this.applyRuleSet(rules, 'reload');
     this.dp.configure(next);
     if (next.log.level !== this.cfg.log.level) this.deps.log.setLevel(next.log.level);
     this.cfg = next;
@@ -311,15 +325,28 @@ export class Daemon {
     return restartNote ? `${summary}; ${restartNote}` : summary;
   }
 
-  private async applyRuleSet(rules: RuleSet): Promise<string> {
+  private async applyRuleSet(rules: RuleSet, trigger: 'start' | 'reload'): Promise<string> {
     for (const i of rules.ignored) this.deps.log.info(`${i.source}:line ${i.line}: ignored: ${i.why}`);
+    const t0 = process.hrtime.bigint();
+    try {
+      const ops = await this.reconcileNow(rules);
+      this.deps.observer?.reconciled(trigger, seconds(t0), { ops });
+      return ops.length ? summarizeOps(ops) : 'no changes';
+    } catch (e) {
+      this.deps.observer?.reconciled(trigger, seconds(t0), { error: e });
+      throw e;
+    }
+  }
+
+  /** Brings IPVS to the rule set (all or nothing); returns the operations applied. */
+  private async reconcileNow(rules: RuleSet): Promise<IpvsOp[]> {
     const before: DesiredService[] = await this.deps.ipvs.services({ counters: false });
     const kernel = {
       ...(rules.timeouts ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
       ...(rules.daemons.length ? { daemons: await this.deps.ipvs.daemons() } : {}),
     };
     const ops = [...reconcile(before, rules.services), ...extraOps(rules, kernel)];
-    if (ops.length === 0) return 'no changes';
+    if (ops.length === 0) return ops;
     this.deps.log.info(`applying ${ops.length} changes to IPVS (all or nothing)`);
     try {
       await applyAtomically(this.deps.ipvs, ops.map((op) => ({ op })), before, kernel);
@@ -327,7 +354,21 @@ export class Daemon {
       throw refusal(e);
     }
     for (const op of ops) this.deps.log.debug(`applied ${describeOp(op)}`);
-    return summarizeOps(ops);
+    return ops;
+  }
+
+  /** What the metrics read at a scrape (cheap: no table dump). */
+  dataPathReading(): DataPathReading {
+    return {
+      version: VERSION,
+      mode: this.dp.mode,
+      configuredMode: this.cfg.mode,
+      counters: this.dp.counters(),
+      kernelCounters: this.dp.kernelCounters(),
+      mapEntries: this.dp.mode === 'bpf' ? this.dp.flowCount() : null,
+      mapCapacity: this.dp.mapCapacity(),
+      lastReload: { atMs: Number(this.lastReload.usec / 1000n), ok: this.lastReload.ok },
+    };
   }
 
   private async context(ops: readonly IpvsOp[]): Promise<{ timeouts?: import('../ipvs/model').Timeouts; daemons?: import('../ipvs/model').SyncDaemon[] }> {

@@ -29,6 +29,8 @@ export interface DataPathReading {
   mapEntries: bigint | null;
   /** Conntrack map capacity; null outside bpf mode. */
   mapCapacity: number | null;
+  /** The last reload attempt (the start until the first reload). */
+  lastReload: { atMs: number; ok: boolean };
 }
 
 export interface MetricsSource {
@@ -40,7 +42,7 @@ export interface MetricsSource {
 /** What the daemon reports about its changes. `trigger`: start, reload, apply_rules, set_weight (or a source's own). */
 export interface ChangeObserver {
   reconciled(trigger: string, seconds: number, outcome: { ops: readonly IpvsOp[] } | { error: unknown }): void;
-  reloaded(seconds: number, ok: boolean, atMs: number): void;
+  reloaded(seconds: number, ok: boolean): void;
 }
 
 /** Control-file lines that are not event counters (settings, or the current connections). */
@@ -99,8 +101,6 @@ export class DaemonMetrics implements ChangeObserver {
   private readonly reconcileOps: Counter<string>;
   private readonly reloadDuration: Histogram<string>;
   private readonly reloadFailures: Counter<string>;
-  private readonly lastReloadSuccess: Gauge<string>;
-  private readonly lastReloadTimestamp: Gauge<string>;
   private readonly dumpDuration: Gauge<string>;
   private readonly dumpFailures: Counter<string>;
   /** The dump this scrape uses (undefined when it failed), shared by the table metrics of one render. */
@@ -126,8 +126,6 @@ export class DaemonMetrics implements ChangeObserver {
     this.reconcileOps = new Counter(help(CHANGES.reconcileOps));
     this.reloadDuration = new Histogram({ ...help(CHANGES.reloadDuration), buckets: RECONCILE_BUCKETS });
     this.reloadFailures = new Counter(help(CHANGES.reloadFailures));
-    this.lastReloadSuccess = new Gauge(help(CHANGES.lastReloadSuccess));
-    this.lastReloadTimestamp = new Gauge(help(CHANGES.lastReloadTimestamp));
     this.dumpDuration = new Gauge(help(DATAPATH.dumpDuration));
     this.dumpFailures = new Counter(help(DATAPATH.dumpFailures));
 
@@ -166,6 +164,8 @@ export class DaemonMetrics implements ChangeObserver {
     });
     optional(DATAPATH.mapEntries, () => read().mapEntries);
     optional(DATAPATH.mapCapacity, () => read().mapCapacity);
+    optional(CHANGES.lastReloadSuccess, () => (read().lastReload.ok ? 1 : 0));
+    optional(CHANGES.lastReloadTimestamp, () => read().lastReload.atMs / 1000);
     this.health = new HealthMetrics(reg);
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: reg });
   }
@@ -198,11 +198,9 @@ export class DaemonMetrics implements ChangeObserver {
     if (outcome.ops.length) this.cache.invalidate();
   }
 
-  reloaded(seconds: number, ok: boolean, atMs: number): void {
+  reloaded(seconds: number, ok: boolean): void {
     this.reloadDuration.observe(seconds);
     if (!ok) this.reloadFailures.inc();
-    this.lastReloadSuccess.set(ok ? 1 : 0);
-    this.lastReloadTimestamp.set(atMs / 1000);
   }
 
   /** The exposition text (Prometheus text format 0.0.4), in chunks (one per metric; the table's can be large). */

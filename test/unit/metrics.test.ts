@@ -4,6 +4,9 @@ import { ALL_METRICS, DATAPATH, HEALTH, TABLE } from '../../src/metrics/names';
 import { DaemonMetrics, kernelEventCounters, type DataPathReading, type MetricsSource } from '../../src/metrics/registry';
 import { SnapshotCache } from '../../src/metrics/snapshot';
 import { prepareTable, renderTableMetric, serviceLabels, tableSamples } from '../../src/metrics/table';
+import { loadConfig, RESTART_ONLY } from '../../src/daemon/config';
+import { CONTENT_TYPE } from '../../src/metrics/registry';
+import { parseListen, serveMetrics } from '../../src/metrics/server';
 import { parsePromText, type PromSample } from './prom-text';
 
 const stats = (n: number): Stats => ({ ...ZERO_STATS, conns: BigInt(n), inPkts: BigInt(n * 10), outPkts: BigInt(n * 9), inBytes: BigInt(n * 1000), outBytes: BigInt(n * 900) });
@@ -97,7 +100,7 @@ const BPF_READING: DataPathReading = {
   version: '0.1.0', mode: 'bpf', configuredMode: 'auto',
   counters: { XDP_FWD_HIT: 10n, XDP_MISS: 2n, TC_SNAT_HIT: 0n },
   kernelCounters: { abi: '1', mode: '1', map_id: '17', snat: '10.0.2.1', ports: '20000 40000', fallback: 'nat', conns: '4', inserts: '15', map_full: '2', ports_exhausted: '1', fallbacks: '3' },
-  mapEntries: 12n, mapCapacity: 4096,
+  mapEntries: 12n, mapCapacity: 4096, lastReload: { atMs: 1_700_000_001_000, ok: false },
 };
 
 function fixedSource(reading: DataPathReading = BPF_READING): MetricsSource & { dumps: number; fail: boolean } {
@@ -145,7 +148,7 @@ describe('the registry', () => {
   });
 
   test('plain ipvs mode: no data-path samples, the table all the same', async () => {
-    const ipvsMode: DataPathReading = { version: '0.1.0', mode: 'ipvs', configuredMode: 'ipvs', counters: {}, kernelCounters: {}, mapEntries: null, mapCapacity: null };
+    const ipvsMode: DataPathReading = { version: '0.1.0', mode: 'ipvs', configuredMode: 'ipvs', counters: {}, kernelCounters: {}, mapEntries: null, mapCapacity: null, lastReload: { atMs: 0, ok: true } };
     const s = await scrape(new DaemonMetrics({ source: fixedSource(ipvsMode), cacheMs: 1000, processMetrics: false }));
     for (const d of [DATAPATH.events, DATAPATH.kernelEvents, DATAPATH.kernelConnections, DATAPATH.mapEntries, DATAPATH.mapCapacity]) {
       expect(s.filter((x) => x.name === d.name)).toEqual([]);
@@ -185,8 +188,8 @@ describe('the registry', () => {
     m.reconciled('start', 0.2, { ops: [{ op: 'flush' }, { op: 'zero' }, { op: 'zero' }] });
     m.reconciled('reload', 0.03, { ops: [{ op: 'zero' }] });
     m.reconciled('reload', 0.5, { error: new Error('EEXIST') });
-    m.reloaded(0.04, true, 1_700_000_000_000);
-    m.reloaded(0.6, false, 1_700_000_001_000);
+    m.reloaded(0.04, true);
+    m.reloaded(0.6, false);
     const s = await scrape(m);
     expect(value(s, 'ipvs_bpf_reconcile_duration_seconds_count', { trigger: 'reload' })).toBe('2');
     expect(value(s, 'ipvs_bpf_reconcile_duration_seconds_bucket', { trigger: 'reload', le: '0.05' })).toBe('1');
@@ -225,5 +228,63 @@ describe('health metrics', () => {
     m.health.forget(svc);
     s = await scrape(m);
     expect(s.filter((x) => x.name.startsWith('ipvs_bpf_healthcheck'))).toEqual([]);
+  });
+});
+
+describe('the listener', () => {
+  test('metrics.listen: ADDRESS:PORT, IPv6 in brackets; "" is off; a bad one is a configuration error naming the key', () => {
+    expect(parseListen('127.0.0.1:9478')).toEqual({ host: '127.0.0.1', port: 9478 });
+    expect(parseListen('[::1]:9478')).toEqual({ host: '::1', port: 9478 });
+    expect(() => parseListen('::1:9478')).toThrow('must be ADDRESS:PORT');
+    expect(() => parseListen('localhost:9478')).toThrow('"localhost" is not an IPv4 address');
+    expect(() => parseListen('[10.0.0.1]:80')).toThrow('is not an IPv6 address');
+    expect(() => parseListen('0.0.0.0:70000')).toThrow('port 70000 is out of range');
+    expect(loadConfig({ env: {}, args: [] }).metrics).toEqual({ listen: '', cacheMs: 2000 });
+    expect(loadConfig({ env: { IPVS_BPF_METRICS_LISTEN: '[::1]:9478' }, args: [] }).metrics.listen).toBe('[::1]:9478');
+    expect(() => loadConfig({ env: {}, args: ['--metrics-listen=9478'] })).toThrow(/metrics\.listen: must be ADDRESS:PORT/);
+    expect(RESTART_ONLY).toContain('metrics.listen');
+  });
+
+  test('GET /metrics is the text; HEAD has no body; other paths 404, other methods 405, a failed render 500', async () => {
+    let fail = false;
+    const errors: unknown[] = [];
+    const big = `${'x_total 1\n'.repeat(200_000)}`; // 2 MB: written with backpressure
+    const s = await serveMetrics({ render: async () => {
+      if (fail) throw new Error('no table');
+      return ['# TYPE x_total counter\n', big];
+    } }, { host: '127.0.0.1', port: 0 }, { contentType: CONTENT_TYPE, onError: (e) => errors.push(e) });
+    try {
+      const url = `http://${s.address}`;
+      const r = await fetch(`${url}/metrics`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+      expect(await r.text()).toBe(`# TYPE x_total counter\n${big}`);
+      const h = await fetch(`${url}/metrics`, { method: 'HEAD' });
+      expect(h.status).toBe(200);
+      expect(await h.text()).toBe('');
+      expect((await fetch(`${url}/`)).status).toBe(404);
+      expect((await fetch(`${url}/metrics`, { method: 'POST' })).status).toBe(405);
+      fail = true;
+      const e = await fetch(`${url}/metrics`);
+      expect(e.status).toBe(500);
+      expect(await e.text()).toBe('no table\n');
+      expect(errors).toHaveLength(1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a real registry over HTTP: concurrent scrapes, one dump', async () => {
+    const src = fixedSource();
+    const m = new DaemonMetrics({ source: src, cacheMs: 60_000, processMetrics: false });
+    const s = await serveMetrics(m, { host: '127.0.0.1', port: 0 }, { contentType: CONTENT_TYPE });
+    try {
+      const texts = await Promise.all([1, 2, 3, 4].map(async () => (await fetch(`http://${s.address}/metrics`)).text()));
+      expect(src.dumps).toBe(1);
+      expect(new Set(texts).size).toBe(1);
+      expect(value(parsePromText(texts[0]!).samples, TABLE.backends.name)).toBe('3');
+    } finally {
+      await s.close();
+    }
   });
 });
