@@ -7,6 +7,7 @@
 import convict from 'convict';
 import { existsSync, readFileSync } from 'fs';
 import * as net from 'net';
+import { parseListen } from '../metrics/server';
 
 export const DEFAULT_CONFIG_FILE = '/etc/ipvs-bpf/config.json';
 
@@ -30,6 +31,7 @@ export interface DaemonConfig {
   log: { level: LogLevel };
   dbus: { bus: 'system' | 'session' | 'none' };
   statusInterval: number;
+  metrics: { listen: string; cacheMs: number };
   kubernetes: KubernetesConfig;
 }
 
@@ -108,6 +110,12 @@ convict.addFormats({
   'absolute-path': {
     validate: (v: unknown) => {
       if (typeof v !== 'string' || !v.startsWith('/')) throw new Error('must be an absolute path');
+    },
+  },
+  'listen-address': {
+    validate: (v: unknown) => {
+      if (typeof v !== 'string') throw new Error('must be a string');
+      if (v !== '') parseListen(v);
     },
   },
   'positive-int': {
@@ -264,6 +272,23 @@ export const SCHEMA = {
       arg: 'service-proxy-name',
     },
   },
+  metrics: {
+    listen: {
+      doc: 'ADDRESS:PORT where Prometheus metrics are served at /metrics (e.g. 127.0.0.1:9478, [::1]:9478); '
+        + '"" (the default): no metrics listener',
+      format: 'listen-address',
+      default: '',
+      env: 'IPVS_BPF_METRICS_LISTEN',
+      arg: 'metrics-listen',
+    },
+    cacheMs: {
+      doc: 'Milliseconds one IPVS table dump serves scrapes (scrapes during a dump wait for it): a scrape costs at most one dump',
+      format: 'positive-int',
+      default: 2000,
+      env: 'IPVS_BPF_METRICS_CACHE_MS',
+      arg: 'metrics-cache-ms',
+    },
+  },
 };
 
 export class ConfigError extends Error {
@@ -400,4 +425,4 @@ export function helpText(program: string): string {
 }
 
 /** The settings a reload cannot change on a running daemon (they need a restart). */
-export const RESTART_ONLY: readonly string[] = ['mode', 'pinDir', 'mapEntries', 'dbus.bus'];
+export const RESTART_ONLY: readonly string[] = ['mode', 'pinDir', 'mapEntries', 'dbus.bus', 'metrics.listen'];

@@ -17,6 +17,7 @@ import { ALERT_LOG_INTERVAL_MS, CounterAlerts } from './alerts';
 import { kubernetesEnabled, RESTART_ONLY, type DaemonConfig } from './config';
 import type { DataPath, DataPathFactory } from './datapath';
 import { FLOWS_PAGE_DEFAULT, FLOWS_PAGE_MAX } from './dbus-api';
+import type { ChangeObserver, DataPathReading } from '../metrics/registry';
 import type { Logger } from './log';
 import { ConfigProblem } from './preflight';
 import { RuleFileSource } from '../sources/rule-files';
@@ -56,7 +57,11 @@ export interface DaemonDeps {
   dataPath: DataPathFactory;
   /** The rule sources a configuration names (default: its rule files only). */
   sources?: SourceFactory;
+  /** Told of every change's duration and outcome (the metrics). */
+  observer?: ChangeObserver;
 }
+
+const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
 /**
  * The sources for a configuration. At a reload it gets the sources running now and returns the ones to
@@ -119,7 +124,7 @@ export class Daemon {
         throw e;
       }
       const d = new Daemon(cfg, deps, dp, sources);
-      const summary = await d.applyFull(tables);
+      const summary = await d.applyFull(tables, 'start');
       d.lastReload = { usec: nowUsec(), ok: true, message: summary };
       deps.log.notice(`started in ${dp.mode} mode${dp.reason ? ` (${dp.reason})` : ''}; ${sources.map((s) => s.name).join('; ')}: ${summary}`);
       for (const s of sources) d.subscribe(s);
@@ -147,14 +152,17 @@ export class Daemon {
   /** Re-read configuration and rules, apply only the differences. Refusals change nothing. */
   reload(): Promise<string> {
     return this.serial('reload', async () => {
+      const t0 = process.hrtime.bigint();
       try {
         const summary = await this.reloadNow();
         this.lastReload = { usec: nowUsec(), ok: true, message: summary };
+        this.deps.observer?.reloaded(seconds(t0), true);
         this.deps.log.notice(`reloaded: ${summary}`);
         return summary;
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         this.lastReload = { usec: nowUsec(), ok: false, message: msg };
+        this.deps.observer?.reloaded(seconds(t0), false);
         this.deps.log.error(`reload refused, nothing changed:\n${msg}`);
         throw e;
       } finally {
@@ -167,6 +175,7 @@ export class Daemon {
   applyRules(text: string): Promise<string> {
     return this.serial('ApplyRules', async () => {
       let lines;
+      const t0 = process.hrtime.bigint();
       try {
         lines = parseRules(text, 'input').commands;
         const before = await this.deps.ipvs.services({ counters: false });
@@ -176,10 +185,12 @@ export class Daemon {
           return op ? [{ op, line, source: 'input' }] : [];
         });
         await applyAtomically(this.deps.ipvs, ops, before, await this.context(ops.map((o) => o.op)));
+        this.deps.observer?.reconciled('apply_rules', seconds(t0), { ops: ops.map((o) => o.op) });
         const summary = summarizeOps(ops.map((o) => o.op));
         this.deps.log.notice(`rules applied over D-Bus: ${summary}`);
         return summary;
       } catch (e) {
+        this.deps.observer?.reconciled('apply_rules', seconds(t0), { error: e });
         throw refusal(e);
       } finally {
         await this.refresh();
@@ -195,6 +206,7 @@ export class Daemon {
   setWeight(serviceId: string, serverId: string, weight: number): Promise<void> {
     return this.serial('SetWeight', async () => {
       let resync = true;
+      const t0 = process.hrtime.bigint();
       try {
         if (!Number.isInteger(weight) || weight < 0 || weight > 2147483647) {
           throw new ChangeRefused('InvalidRules', `weight ${weight} is out of range (0-2147483647)`);
@@ -209,13 +221,15 @@ export class Daemon {
         const dest = svc.destinations.find((d) => destinationId(d) === serverId);
         if (!dest) throw new ChangeRefused('NoSuchObject', `service ${serviceId} has no real server ${JSON.stringify(serverId)}`);
         resync = false;
-        if (dest.weight === weight) return;
+        if (dest.weight === weight) return void this.deps.observer?.reconciled('set_weight', seconds(t0), { ops: [] });
         const op: IpvsOp = { op: 'edit-dest', service: { ...svc.key }, dest: { ...destinationOnly(dest), weight } };
         await applyAtomically(this.deps.ipvs, [{ op }], [svc]);
+        this.deps.observer?.reconciled('set_weight', seconds(t0), { ops: [op] });
         this.patchWeight(serviceId, serverId, weight);
         this.deps.log.notice(`weight of ${serverId} in ${serviceId}: ${dest.weight} -> ${weight}`);
       } catch (e) {
         resync = true;
+        this.deps.observer?.reconciled('set_weight', seconds(t0), { error: e });
         throw refusal(e);
       } finally {
         if (resync) await this.refresh();
@@ -346,7 +360,7 @@ export class Daemon {
     const fresh = sources.filter((s) => !this.sources.includes(s));
     let summary: string;
     try {
-      summary = await this.applyFull(await readSources(sources));
+      summary = await this.applyFull(await readSources(sources), 'reload');
     } catch (e) {
       for (const s of fresh) s.close?.();
       throw e;
@@ -364,50 +378,67 @@ export class Daemon {
   }
 
   /** The whole table: every source's services merged; kernel services nobody names go unless a source keeps them. */
-  private async applyFull(parts: readonly SourceTable[]): Promise<string> {
-    let merged;
-    try {
-      merged = mergeTables(parts);
-    } catch (e) {
-      throw refusal(e);
-    }
-    for (const i of merged.ignored) this.deps.log.info(`${i.source}:line ${i.line}: ignored: ${i.why}`);
-    const before: DesiredService[] = await this.deps.ipvs.services({ counters: false });
-    const current = this.sources.some((s) => s.keeps)
-      ? before.filter((s) => merged.services.has(serviceKeyId(s.key)) || !this.kept(s.key))
-      : before;
-    const kernel = {
-      ...(merged.timeouts ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
-      ...(merged.daemons.length ? { daemons: await this.deps.ipvs.daemons() } : {}),
-    };
-    const ops = [...reconcile(current, [...merged.services.values()]), ...extraOps(merged, kernel)];
-    return this.applyOps(ops, before, kernel);
+  private applyFull(parts: readonly SourceTable[], trigger: string): Promise<string> {
+    return this.observed(trigger, async () => {
+        let merged;
+        try {
+          merged = mergeTables(parts);
+        } catch (e) {
+          throw refusal(e);
+        }
+        for (const i of merged.ignored) this.deps.log.info(`${i.source}:line ${i.line}: ignored: ${i.why}`);
+        const before: DesiredService[] = await this.deps.ipvs.services({ counters: false });
+        const current = this.sources.some((s) => s.keeps)
+          ? before.filter((s) => merged.services.has(serviceKeyId(s.key)) || !this.kept(s.key))
+          : before;
+        const kernel = {
+          ...(merged.timeouts ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
+          ...(merged.daemons.length ? { daemons: await this.deps.ipvs.daemons() } : {}),
+        };
+        const ops = [...reconcile(current, [...merged.services.values()]), ...extraOps(merged, kernel)];
+        return this.applyOps(ops, before, kernel);
+    });
   }
 
   /** Only the services named: each read from the kernel on its own, reconciled against the sources' wish. */
-  private async applyKeys(parts: readonly SourceTable[], keys: Iterable<[string, ServiceKey]>): Promise<string> {
-    const before: DesiredService[] = [];
-    const desired: DesiredService[] = [];
-    for (const [id, key] of keys) {
-      let want;
-      try {
-        want = lookupService(parts, id);
-      } catch (e) {
-        throw refusal(e);
-      }
-      const have = await this.deps.ipvs.service(key, { counters: false });
-      if (have && (want || !this.kept(key))) before.push(have);
-      if (want) desired.push(want);
-    }
-    return this.applyOps(reconcile(before, desired), before, {});
+  private applyKeys(parts: readonly SourceTable[], keys: Iterable<[string, ServiceKey]>, trigger: string): Promise<string> {
+    return this.observed(trigger, async () => {
+        const before: DesiredService[] = [];
+        const desired: DesiredService[] = [];
+        for (const [id, key] of keys) {
+          let want;
+          try {
+            want = lookupService(parts, id);
+          } catch (e) {
+            throw refusal(e);
+          }
+          const have = await this.deps.ipvs.service(key, { counters: false });
+          if (have && (want || !this.kept(key))) before.push(have);
+          if (want) desired.push(want);
+        }
+        return this.applyOps(reconcile(before, desired), before, {});
+    });
   }
 
   private kept(key: ServiceKey): boolean {
     return this.sources.some((s) => s.keeps?.(key));
   }
 
-  private async applyOps(ops: IpvsOp[], before: readonly DesiredService[], kernel: InvertContext): Promise<string> {
-    if (ops.length === 0) return 'no changes';
+  /** Runs one change of the table, tells the observer its duration and outcome, and summarizes it. */
+  private async observed(trigger: string, change: () => Promise<IpvsOp[]>): Promise<string> {
+    const t0 = process.hrtime.bigint();
+    try {
+      const ops = await change();
+      this.deps.observer?.reconciled(trigger, seconds(t0), { ops });
+      return ops.length ? summarizeOps(ops) : 'no changes';
+    } catch (e) {
+      this.deps.observer?.reconciled(trigger, seconds(t0), { error: e });
+      throw e;
+    }
+  }
+
+  private async applyOps(ops: IpvsOp[], before: readonly DesiredService[], kernel: InvertContext): Promise<IpvsOp[]> {
+    if (ops.length === 0) return ops;
     this.deps.log.info(`applying ${ops.length} changes to IPVS (all or nothing)`);
     try {
       await applyAtomically(this.deps.ipvs, ops.map((op) => ({ op })), before, kernel);
@@ -415,7 +446,21 @@ export class Daemon {
       throw refusal(e);
     }
     for (const op of ops) this.deps.log.debug(`applied ${describeOp(op)}`);
-    return summarizeOps(ops);
+    return ops;
+  }
+
+  /** What the metrics read at a scrape (cheap: no table dump). */
+  dataPathReading(): DataPathReading {
+    return {
+      version: VERSION,
+      mode: this.dp.mode,
+      configuredMode: this.cfg.mode,
+      counters: this.dp.counters(),
+      kernelCounters: this.dp.kernelCounters(),
+      mapEntries: this.dp.mode === 'bpf' ? this.dp.flowCount() : null,
+      mapCapacity: this.dp.mapCapacity(),
+      lastReload: { atMs: Number(this.lastReload.usec / 1000n), ok: this.lastReload.ok },
+    };
   }
 
   /** Hooks the daemon to a source's own changes (once per source). */
@@ -447,7 +492,7 @@ export class Daemon {
     if (!p) return;
     const parts = this.sources.map((s) => ({ name: s.name, table: s.current() }));
     try {
-      const summary = p === 'all' ? await this.applyFull(parts) : await this.applyKeys(parts, p);
+      const summary = p === 'all' ? await this.applyFull(parts, 'source_sync') : await this.applyKeys(parts, p, 'source_sync');
       if (summary !== 'no changes') this.deps.log.info(`synced source changes: ${summary}`);
     } catch (e) {
       this.pending = 'all';

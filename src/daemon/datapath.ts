@@ -29,6 +29,8 @@ export interface DataPath {
   /** Applies a reloaded configuration (interfaces, SNAT settings); logs what it cannot do. */
   configure(cfg: DaemonConfig): void;
   flowCount(): bigint;
+  /** Capacity of the conntrack map in entries (the pinned map's, which may predate mapEntries); null in ipvs mode. */
+  mapCapacity(): number | null;
   /** At most `limit` map entries from `cursor` (0n: the start); next 0n: no more. */
   flows(cursor: bigint, limit: number): FlowPage;
   counters(): Record<string, bigint>;
@@ -50,6 +52,7 @@ export function plainIpvs(reason: string, configured: DaemonConfig['mode'] = 'ip
     },
     configure: () => undefined,
     flowCount: () => 0n,
+    mapCapacity: () => null,
     flows: () => ({ flows: [], next: 0n }),
     counters: () => ({}),
     kernelCounters: () => ({}),
@@ -149,6 +152,7 @@ async function startBpf(cfg: DaemonConfig, log: Logger, reason: string): Promise
     + `XDP redirects to ${[...attached.values()].filter((i) => i.xdp !== 'none').map((i) => i.name).join(', ') || 'no device'}`);
 
   const table = new FlowTable(dp.ctMap);
+  const capacity = native.mapInfo(dp.ctMap).maxEntries;
   const fmt = (e: { addr: string; port: number }): string => (e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`);
   return {
     mode: 'bpf',
@@ -203,6 +207,7 @@ async function startBpf(cfg: DaemonConfig, log: Logger, reason: string): Promise
     },
     // From the kernel's counters: dumping the map copies 104 bytes per entry on every status refresh.
     flowCount: () => ownedEntries(readControlState()) ?? BigInt(native.mapDump(dp.ctMap).count),
+    mapCapacity: () => capacity,
     // The cursor is the map's bucket token + 1 (0 = start / no more): it survives the end of listed flows.
     flows(cursor: bigint, limit: number): FlowPage {
       const page = table.page(cursor === 0n ? null : Number(cursor - 1n), limit);

@@ -21,6 +21,8 @@ import { KubeProxyConfigError, readKubeProxyConfig, type KubeProxyConfig } from 
 import { readRuleSet, RuleSourceError } from '../sources/rule-files';
 import { teardown } from './teardown';
 import { RuleFileError } from '../ipvs/rules';
+import { CONTENT_TYPE, DaemonMetrics } from '../metrics/registry';
+import { parseListen, serveMetrics, type MetricsServer } from '../metrics/server';
 
 const PROGRAM = 'ipvs-bpf';
 export const EX_CONFIG = 78;
@@ -180,9 +182,15 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
     return 1;
   }
 
-  let daemon: Daemon;
+  let daemon: Daemon | undefined;
+  // Made before the start so that the start's reconcile is measured; scraped only once the daemon runs.
+  const metrics = cfg.metrics.listen === '' ? undefined : new DaemonMetrics({
+    source: { services: () => ipvs.services(), dataPath: () => daemon!.dataPathReading() },
+    cacheMs: cfg.metrics.cacheMs,
+    onDumpError: (e) => log.warning(`metrics: cannot read the IPVS table for a scrape: ${e instanceof Error ? e.message : String(e)}`),
+  });
   try {
-    daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath });
+    daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath, observer: metrics });
   } catch (e) {
     unhook();
     ipvs.close();
@@ -204,6 +212,22 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
     return 0;
   }
 
+  let scrapes: MetricsServer | undefined;
+  if (metrics) {
+    try {
+      scrapes = await serveMetrics(metrics, parseListen(cfg.metrics.listen), {
+        contentType: CONTENT_TYPE,
+        onError: (e) => log.warning(`metrics: scrape failed: ${e instanceof Error ? e.message : String(e)}`),
+      });
+      log.info(`metrics at http://${scrapes.address}/metrics`);
+    } catch (e) {
+      unhook();
+      log.error(`metrics: cannot listen on ${cfg.metrics.listen}: ${e instanceof Error ? e.message : String(e)}`);
+      daemon.close();
+      return 1;
+    }
+  }
+
   let dbus: DbusService | undefined;
   if (cfg.dbus.bus !== 'none') {
     try {
@@ -211,6 +235,7 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
     } catch (e) {
       unhook();
       log.error(`D-Bus: ${e instanceof Error ? e.message : String(e)}`);
+      await scrapes?.close();
       daemon.close();
       return 1;
     }
@@ -237,6 +262,7 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
         log.error(`stopping: ${e instanceof Error ? e.message : String(e)}`);
       } finally {
         dbus?.close();
+        await scrapes?.close();
         unhook();
         resolve(code);
       }
