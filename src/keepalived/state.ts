@@ -48,7 +48,7 @@ export interface HealthEvents {
   /** A virtual server gained or lost its quorum (or started with one of them). */
   quorum?(e: { vs: VirtualServer; up: boolean; weight: number; sorryServerIn: boolean }): void;
   /** A notify script is due (notify_up/notify_down, quorum_up/quorum_down). */
-  script?(e: { vs: VirtualServer; rs?: RealServer; script: string; why: 'up' | 'down' | 'quorum_up' | 'quorum_down' }): void;
+  notify?(e: { vs: VirtualServer; rs?: RealServer; script: string; why: 'up' | 'down' | 'quorum_up' | 'quorum_down' }): void;
 }
 
 interface VsState {
@@ -148,7 +148,7 @@ export class HealthState {
 
   private quorumScript(st: VsState): void {
     const script = st.quorumUp ? st.vs.quorumUp : st.vs.quorumDown;
-    if (script) this.events.script?.({ vs: st.vs, script, why: st.quorumUp ? 'quorum_up' : 'quorum_down' });
+    if (script) this.events.notify?.({ vs: st.vs, script, why: st.quorumUp ? 'quorum_up' : 'quorum_down' });
   }
 
   /** update_quorum_state() */
@@ -198,7 +198,7 @@ export class HealthState {
     const rs = st.vs.realServers[i];
     this.events.realServer?.({ vs: st.vs, rs, alive: r.alive, weight: r.set ? r.kernelWeight : 0 });
     const script = r.alive ? rs.notifyUp : rs.notifyDown;
-    if (script) this.events.script?.({ vs: st.vs, rs, script, why: r.alive ? 'up' : 'down' });
+    if (script) this.events.notify?.({ vs: st.vs, rs, script, why: r.alive ? 'up' : 'down' });
   }
 
   /**

@@ -12,7 +12,7 @@ function machine(body: string, events: string[] = []): { h: HealthState; table: 
   const h = new HealthState(cfg, {
     realServer: (e) => events.push(`rs ${e.rs.dest.address} ${e.alive ? 'up' : 'down'}`),
     quorum: (e) => events.push(`quorum ${e.up ? 'up' : 'down'}${e.sorryServerIn ? ' sorry in' : ''}`),
-    script: (e) => events.push(`script ${e.why} ${e.script}`),
+    notify: (e) => events.push(['run', e.why, e.script].join(' ')),
     checker: (e) => events.push(`checker ${e.rs.dest.address}#${e.checker} ${e.up ? 'up' : 'down'}`),
   });
   const table = (): string[] =>
@@ -35,7 +35,7 @@ describe('HealthState', () => {
     expect(table()).toEqual(['10.0.1.2:80 -m -w 1']);
     h.checkerResult(0, 0, 0, true);
     expect(table()).toEqual(['10.0.1.1:80 -m -w 1', '10.0.1.2:80 -m -w 1']);
-    expect(ev).toEqual(['quorum up', 'rs 10.0.1.1 down', 'script down /x', 'checker 10.0.1.1#0 down', 'rs 10.0.1.1 up', 'script up /x up', 'checker 10.0.1.1#0 up']);
+    expect(ev).toEqual(['quorum up', 'rs 10.0.1.1 down', 'run down /x', 'checker 10.0.1.1#0 down', 'rs 10.0.1.1 up', 'run up /x up', 'checker 10.0.1.1#0 up']);
   });
 
   it('inhibit_on_failure sets weight 0 instead of removing', () => {
@@ -62,7 +62,7 @@ describe('HealthState', () => {
     const { h, table } = machine('alpha\n' + rs(1, 'notify_down /down'), ev);
     expect(table()).toEqual([]);
     h.checkerResult(0, 0, 0, false);
-    expect(ev).toEqual(['rs 10.0.1.1 down', 'script down /down']);
+    expect(ev).toEqual(['rs 10.0.1.1 down', 'run down /down']);
     h.checkerResult(0, 0, 0, true);
     expect(table()).toEqual(['10.0.1.1:80 -m -w 1']);
     expect(ev.slice(2)).toEqual(['rs 10.0.1.1 up', 'quorum up', 'checker 10.0.1.1#0 up']);
@@ -85,11 +85,11 @@ describe('HealthState', () => {
     expect(table()).toEqual(['10.0.9.9:8080 -m -w 1']);
     h.checkerResult(0, 0, 0, true); // live 4 >= 4: gained
     expect(table()).toEqual(['10.0.1.1:80 -m -w 2', '10.0.1.2:80 -m -w 2']);
-    expect(ev.filter((e) => e.startsWith('quorum') || e.startsWith('script'))).toEqual([
+    expect(ev.filter((e) => e.startsWith('quorum') || e.startsWith('run'))).toEqual([
       'quorum down sorry in',
-      'script quorum_down /qdown',
+      'run quorum_down /qdown',
       'quorum up',
-      'script quorum_up /qup',
+      'run quorum_up /qup',
     ]);
   });
 
