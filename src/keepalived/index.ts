@@ -1,0 +1,6 @@
+/** keepalived.conf's LVS half as a rule source: parser, health state machine, checkers. */
+export * from './config';
+export * from './errors';
+export { lexConfig, fsSource, MAX_INCLUDE_DEPTH, type FileSource, type Statement } from './lexer';
+export { parseKeepalivedConfig, splitCommand, MAX_GROUP_RANGE } from './parse';
+export { HealthState, type HealthEvents, type RealServerHealth } from './state';
