@@ -143,7 +143,7 @@ async function run(client: IpvsClient, command: Command, io: Io): Promise<number
     case 'restore':
       throw new Error('restore is handled by main()');
     case 'save':
-      io.out(formatSave(await client.services(), { numeric: command.numeric }));
+      io.out(formatSave(await client.services({ counters: false }), { numeric: command.numeric }));
       return 0;
     case 'list':
       return list(client, command, io);
@@ -164,14 +164,16 @@ async function applyOne(client: IpvsClient, op: IpvsOp): Promise<void> {
 
 async function list(client: IpvsClient, command: Extract<Command, { kind: 'list' }>, io: Io): Promise<number> {
   const { target, format } = command;
+  // Only --stats and --rate print counters; decoding them is most of a listing's garbage.
+  const read = { counters: format.stats || format.rate };
   switch (target.what) {
     case 'services': {
-      const [info, services] = await Promise.all([client.info(), client.services()]);
+      const [info, services] = await Promise.all([client.info(), client.services(read)]);
       io.out(formatList(services, { ...format, info }));
       return 0;
     }
     case 'service': {
-      const svc = await client.service(target.service);
+      const svc = await client.service(target.service, read);
       if (!svc) {
         io.err('No such service\n');
         return EXIT.LIST;
@@ -192,7 +194,7 @@ async function list(client: IpvsClient, command: Extract<Command, { kind: 'list'
 
 /** Atomic `-R`: parse all, check all against the kernel's table, apply, roll back on refusal. */
 async function restore(client: IpvsClient, lines: readonly RuleLine[], io: Io): Promise<number> {
-  const before: DesiredService[] = await client.services();
+  const before: DesiredService[] = await client.services({ counters: false });
   try {
     replayRules(lines, { initial: before, source: '' });
   } catch (e) {

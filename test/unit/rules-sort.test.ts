@@ -83,4 +83,64 @@ describe('sort order with precomputed keys', () => {
     const ds = [dest(rng(1)), dest(rng(2))].map((d, i) => ({ ...d, family: 'inet' as const, address: ['10.0.0.1', '200.0.0.1'][i], port: 80 }));
     expect(sortDests(ds).map((d) => d.address)).toEqual(['200.0.0.1', '10.0.0.1']);
   });
+
+  // The fast path (IPv4 only, words within 2^31 of each other: a total order) must give the same permutation.
+  const quad = (w: number): string => `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.${w & 255}`;
+  const v4Dest = (r: () => number, base: number, span: number): Destination => ({
+    ...dest(r),
+    family: 'inet',
+    address: quad((base + (r() % span)) >>> 0),
+    port: [80, 8080, 0][r() % 3],
+  });
+
+  it('sortDests on IPv4 lists within 2^31 (the keyed fast path), short and long, sorted or not', () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const r = rng(seed * 31);
+      const base = [0x0a000000, 0xac100000, 0, 0x7fffff00][seed % 4];
+      const ds = Array.from({ length: [r() % 12, r() % 60, 10][seed % 3] }, () => v4Dest(r, base, [4, 300, 0x10000][seed % 3]));
+      if (seed % 5 === 0) ds.sort((a, b) => compareDests(a, b));
+      const got = sortDests(ds);
+      const want = glibcQsort(ds, compareDests);
+      got.forEach((d, i) => expect(d).toBe(want[i]));
+      expect(got).not.toBe(ds);
+    }
+  });
+
+  it('sortDests at the edge of the fast path: words 2^31 - 1 apart sort by value, 2^31 apart wrap as ipvsadm does', () => {
+    const mk = (ws: number[]): Destination[] => ws.map((w) => ({ ...dest(rng(w + 1)), family: 'inet' as const, address: quad(w), port: 80 }));
+    for (const ws of [
+      [0x7fffffff, 0, 0x40000000],
+      [0x80000000, 0, 0x40000000],
+      [0xffffffff, 0x80000000, 0x7fffffff, 1],
+      [0x80000001, 1, 0x80000000],
+    ]) {
+      const ds = mk(ws);
+      const got = sortDests(ds);
+      const want = glibcQsort(ds, compareDests);
+      got.forEach((d, i) => expect(d).toBe(want[i]));
+    }
+  });
+
+  it('sortServices on IPv4 address services within 2^31 (the keyed fast path), all protocols', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const r = rng(seed * 131);
+      const ss: Service[] = Array.from({ length: [r() % 15, r() % 80][seed % 2] }, () => {
+        const s = service(r);
+        return {
+          ...s,
+          key: { kind: 'addr', family: 'inet', protocol: (['tcp', 'udp', 'sctp'] as const)[r() % 3], address: quad((0x0a000000 + (r() % 50)) >>> 0), port: [80, 443, 0][r() % 3] },
+        };
+      });
+      const got = sortServices(ss);
+      const want = glibcQsort(ss, compareServices);
+      got.forEach((s, i) => expect(s).toBe(want[i]));
+    }
+  });
+
+  it('non-canonical address text takes the general path', () => {
+    const ds = ['010.0.0.1', '9.0.0.1', '10.0.0.1'].map((address, i) => ({ ...dest(rng(i + 9)), family: 'inet' as const, address, port: 80 }));
+    const got = sortDests(ds);
+    const want = glibcQsort(ds, compareDests);
+    got.forEach((d, i) => expect(d).toBe(want[i]));
+  });
 });

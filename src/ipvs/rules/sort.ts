@@ -119,7 +119,109 @@ function compareKeyWords(k: SortKeys, i: number, j: number): number {
   return r;
 }
 
+/**
+ * The word of a canonical dotted quad (what the decoder and the rule parser produce), read without
+ * allocating; -1 for anything else (the caller then takes the general path).
+ */
+function quadWord(s: string): number {
+  let word = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1; // a leading zero: not canonical
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      word = word * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else return -1;
+  }
+  return dots === 3 && digits > 0 ? word * 256 + octet : -1;
+}
+
+/**
+ * The fast path's condition and keys. When every entry is IPv4 and all their address words lie within
+ * 2^31 of each other, the comparators' wrapping subtractions never wrap: they are then a total order on
+ * (protocol rank, word, port), under which every stable sort, glibc's merge sort included, gives one
+ * result. Keys are rank * 2^48 + word * 2^16 + port (below 2^53, exact in a double). null: take the
+ * general path.
+ */
+const ORDERED_KEY_SPAN = 2 ** 31;
+function sortKeysIfTotal(n: number, family: (i: number) => Family, address: (i: number) => string, rank: (i: number) => number, port: (i: number) => number): number[] | null {
+  const keys: number[] = new Array<number>(n);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    if (family(i) !== 'inet') return null;
+    const w = quadWord(address(i));
+    if (w < 0) return null;
+    if (w < lo) lo = w;
+    if (w > hi) hi = w;
+    keys[i] = rank(i) * 2 ** 48 + w * 65536 + port(i);
+  }
+  return hi - lo < ORDERED_KEY_SPAN ? keys : null;
+}
+
+/** A stable sort of `items` by numeric `keys`; the items themselves when already in order. */
+function sortByKeys<T>(items: readonly T[], keys: number[]): T[] {
+  const n = items.length;
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = keys[i - 1] <= keys[i];
+  if (sorted) return items.slice();
+  if (n <= 16) {
+    // insertion sort (stable) of small lists, carrying keys and items together
+    const out = items.slice();
+    const k = keys.slice();
+    for (let i = 1; i < n; i++) {
+      const kv = k[i];
+      const v = out[i];
+      let j = i - 1;
+      while (j >= 0 && k[j] > kv) {
+        k[j + 1] = k[j];
+        out[j + 1] = out[j];
+        j--;
+      }
+      k[j + 1] = kv;
+      out[j + 1] = v;
+    }
+    return out;
+  }
+  const order: number[] = new Array<number>(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => keys[a] - keys[b] || a - b);
+  return order.map((i) => items[i]);
+}
+
+const PROTO_RANK = { tcp: 0, udp: 1, sctp: 2 } as const;
+
 export function sortServices<T extends Service>(services: readonly T[]): T[] {
+  const n = services.length;
+  const fast = sortKeysIfTotal(
+    n,
+    (i) => (services[i].key.kind === 'addr' ? services[i].key.family : 'inet6'),
+    (i) => {
+      const key = services[i].key;
+      return key.kind === 'addr' ? key.address : '';
+    },
+    (i) => {
+      const key = services[i].key;
+      return key.kind === 'addr' ? PROTO_RANK[key.protocol] : 0;
+    },
+    (i) => {
+      const key = services[i].key;
+      return key.kind === 'addr' ? key.port : 0;
+    },
+  );
+  if (fast) return sortByKeys(services, fast);
+  return sortServicesGeneral(services);
+}
+
+function sortServicesGeneral<T extends Service>(services: readonly T[]): T[] {
   const n = services.length;
   const k = keysOf(n);
   const fw = new Array<number>(n).fill(0);
@@ -155,6 +257,14 @@ export function sortServices<T extends Service>(services: readonly T[]): T[] {
 export function sortDests<T extends Destination>(dests: readonly T[]): T[] {
   const n = dests.length;
   if (n <= 1) return dests.slice();
+  const fast = sortKeysIfTotal(
+    n,
+    (i) => dests[i].family,
+    (i) => dests[i].address,
+    () => 0,
+    (i) => dests[i].port,
+  );
+  if (fast) return sortByKeys(dests, fast);
   const k = keysOf(n);
   for (let i = 0; i < n; i++) {
     const d = dests[i];
