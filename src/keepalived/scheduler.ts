@@ -24,8 +24,8 @@ export interface SchedulerOptions {
   probe?: (c: Checker) => Promise<ProbeResult>;
   /** [0, 1) for the warmup spread (default Math.random). */
   random?: () => number;
-  /** Called after a verdict that may have changed the IPVS table. */
-  onChange?: () => void;
+  /** Called after a verdict that may have changed the IPVS table: the index of its virtual server. */
+  onChange?: (vs: number) => void;
   /** One line per verdict and per retry. */
   log?: (level: 'info' | 'notice' | 'warning', message: string) => void;
 }
@@ -64,21 +64,22 @@ export class CheckScheduler {
     this.random = opts.random ?? Math.random;
     state.config.virtualServers.forEach((vs, v) =>
       vs.realServers.forEach((rs, r) =>
-        rs.checkers.forEach((c, k) =>
+        rs.checkers.forEach((c, k) => {
+          const known = state.checkerInfo(v, r, k);
           this.slots.push({
             vs: v,
             rs: r,
             index: k,
             checker: c,
-            retryIt: c.retry,
-            hasRun: false,
-            up: !c.alpha,
+            retryIt: known.hasRun ? 0 : c.retry,
+            hasRun: known.hasRun,
+            up: known.up,
             lastExit: undefined,
             queued: false,
             running: false,
             name: `${c.kind} ${c.connectIp.includes(':') ? `[${c.connectIp}]` : c.connectIp}:${c.connectPort} (real server ${rs.dest.address}:${rs.dest.port} of ${vs.name})`,
-          }),
-        ),
+          });
+        }),
       ),
     );
   }
@@ -182,7 +183,7 @@ export class CheckScheduler {
       log('info', `${s.name}: failed (${r.detail}), retry ${s.retryIt} of ${c.retry} in ${delay} s`);
     }
     s.hasRun = true;
-    if (changed) this.opts.onChange?.();
+    if (changed) this.opts.onChange?.(s.vs);
     this.arm(s, delay);
   }
 }
