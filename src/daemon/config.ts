@@ -22,6 +22,8 @@ export interface DaemonConfig {
   /** The file this configuration was read from ('' when none was found). */
   config: string;
   rules: string[];
+  /** keepalived.conf files whose LVS half is a rule source (with health checks). */
+  keepalived: string[];
   mode: Mode;
   interfaces: string[];
   xdp: { enabled: boolean; mode: 'auto' | 'native' | 'generic' };
@@ -142,6 +144,14 @@ export const SCHEMA = {
     default: ['/etc/ipvs-bpf/rules'],
     env: 'IPVS_BPF_RULES',
     arg: 'rules',
+  },
+  keepalived: {
+    doc: 'keepalived.conf files (keepalived 2.2 syntax, with their includes) whose virtual_server blocks are a rule '
+      + 'source beside the rule files, health checks included; VRRP blocks are ignored (see docs/keepalived.md)',
+    format: 'path-list',
+    default: [],
+    env: 'IPVS_BPF_KEEPALIVED',
+    arg: 'keepalived',
   },
   mode: {
     doc: 'bpf: IPVS plus the BPF data path (needs the patched IPVS); ipvs: plain IPVS; '

@@ -20,6 +20,7 @@ import { FLOWS_PAGE_DEFAULT, FLOWS_PAGE_MAX } from './dbus-api';
 import type { ChangeObserver, DataPathReading } from '../metrics/registry';
 import type { Logger } from './log';
 import { ConfigProblem } from './preflight';
+import { KeepalivedSource, type KeepalivedSourceOptions } from '../sources/keepalived';
 import { RuleFileSource } from '../sources/rule-files';
 import {
   extraOps, lookupService, mergeTables, SourceConflictError, SourceError, type DesiredTable, type Source,
@@ -69,12 +70,27 @@ const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1
  */
 export type SourceFactory = (cfg: DaemonConfig, running: readonly Source[]) => Source[];
 
-export const ruleFilesOnly: SourceFactory = (cfg) => {
+export const ruleFilesOnly: SourceFactory = (cfg, running) => defaultSources()(cfg, running);
+
+/** The rule files, and the keepalived files when configured (their events logged to `log`). */
+export const defaultSources = (log?: Logger): SourceFactory => (cfg, running) => {
   if (kubernetesEnabled(cfg)) {
     throw new ChangeRefused('InvalidConfig', 'kubernetes: the kubernetes source is not wired into the daemon yet (unset kubernetes.enabled and kubernetes.proxyConfig)');
   }
-  return [new RuleFileSource(cfg.rules)];
+  const out: Source[] = [new RuleFileSource(cfg.rules)];
+  if (cfg.keepalived.length > 0) out.push(keepalivedSource(cfg, running, log ? { log: (level, m) => log[level](m) } : {}));
+  return out;
 };
+
+/** The keepalived source of a configuration: the running one (its health state carries over a reload), else a new one. */
+export function keepalivedSource(cfg: DaemonConfig, running: readonly Source[], opts: KeepalivedSourceOptions = {}): KeepalivedSource {
+  const old = running.find((s): s is KeepalivedSource => s instanceof KeepalivedSource);
+  if (old) {
+    old.paths = [...cfg.keepalived];
+    return old;
+  }
+  return new KeepalivedSource(cfg.keepalived, opts);
+}
 
 /** More changed services than this in one go are reconciled against the whole table (one dump is cheaper). */
 export const INCREMENTAL_MAX = 256;

@@ -11,14 +11,17 @@
 import { IpvsError, IpvsUnavailableError } from '../ipvs/errors';
 import { IpvsClient } from '../ipvs/netlink';
 import { ConfigError, helpText, loadConfig, splitArgs, type DaemonConfig } from './config';
-import { ChangeRefused, Daemon, VERSION } from './daemon';
+import { ChangeRefused, Daemon, defaultSources, VERSION } from './daemon';
 import { startDataPath } from './datapath';
 import { daemonOnBus, serveDbus, type DbusService } from './dbus';
 import { createLogger, type Logger } from './log';
 import { hasBpfMode } from './kernel-bpf';
 import { chooseMode, readNetState, type NetState } from './preflight';
 import { KubeProxyConfigError, readKubeProxyConfig, type KubeProxyConfig } from '../kube/proxy-config';
+import type { KeepalivedConfig } from '../keepalived';
+import { readKeepalivedConfigs } from '../sources/keepalived';
 import { readRuleSet, RuleSourceError } from '../sources/rule-files';
+import { SourceError } from '../sources/source';
 import { teardown } from './teardown';
 import { RuleFileError } from '../ipvs/rules';
 import { CONTENT_TYPE, DaemonMetrics } from '../metrics/registry';
@@ -67,6 +70,18 @@ export async function checkConfig(args: readonly string[], io: MainIo, net: () =
     }
     throw e;
   }
+  let keepalived: KeepalivedConfig | undefined;
+  if (cfg.keepalived.length > 0) {
+    try {
+      keepalived = readKeepalivedConfigs(cfg.keepalived);
+    } catch (e) {
+      if (e instanceof SourceError) {
+        io.err(`${PROGRAM}: keepalived configuration invalid:\n${e.message}\n`);
+        return EX_CONFIG;
+      }
+      throw e;
+    }
+  }
   let kubeProxy: KubeProxyConfig | undefined;
   if (cfg.kubernetes.proxyConfig) {
     try {
@@ -89,6 +104,15 @@ export async function checkConfig(args: readonly string[], io: MainIo, net: () =
   if (cfg.mode === 'auto') io.out(`mode auto: a start here runs ${choice.mode === 'bpf' ? 'the BPF mode' : 'plain IPVS'}: ${choice.reason.replace(/^auto: /, '')}\n`);
   io.out(`rules ${rules.files.join(', ') || '(no files)'}: valid; ${rules.services.length} services, ${dests} real servers\n`);
   for (const i of rules.ignored) io.out(`${i.source}:line ${i.line}: will be ignored: ${i.why}\n`);
+  if (keepalived) {
+    const vss = keepalived.virtualServers;
+    const count = (f: (vs: (typeof vss)[number]) => number): number => vss.reduce((n, vs) => n + f(vs), 0);
+    io.out(
+      `keepalived ${cfg.keepalived.join(', ')}: valid; ${vss.length} virtual servers, ${count((vs) => vs.services.length)} services, `
+        + `${count((vs) => vs.realServers.length)} real servers, ${count((vs) => vs.realServers.reduce((n, r) => n + r.checkers.length, 0))} checkers\n`,
+    );
+    for (const line of [...keepalived.ignored, ...keepalived.warnings]) io.out(`keepalived: ${line}\n`);
+  }
   if (kubeProxy) {
     io.out(`kube-proxy configuration ${kubeProxy.file}: valid; scheduler ${kubeProxy.ipvs.scheduler}\n`);
     for (const i of kubeProxy.ignored) io.out(`${kubeProxy.file}: ${i.field}: will be ignored: ${i.why}\n`);
@@ -190,7 +214,7 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
     onDumpError: (e) => log.warning(`metrics: cannot read the IPVS table for a scrape: ${e instanceof Error ? e.message : String(e)}`),
   });
   try {
-    daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath, observer: metrics });
+    daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath, observer: metrics, sources: defaultSources(log) });
   } catch (e) {
     unhook();
     ipvs.close();

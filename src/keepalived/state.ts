@@ -73,15 +73,45 @@ export interface RealServerHealth {
 export class HealthState {
   private readonly vss: VsState[];
 
+  /**
+   * `prior`: the state before a reload. As keepalived carries it over, a real server and checker that
+   * are still configured (same virtual server, address, port, checker position and kind) keep their
+   * verdicts (a failed real server is not put back by the reload), and a virtual server keeps its quorum.
+   */
   constructor(
     readonly config: KeepalivedConfig,
     private readonly events: HealthEvents = {},
+    prior?: HealthState,
   ) {
-    this.vss = config.virtualServers.map((vs) => this.initVs(vs));
+    const memory = prior?.memory();
+    this.vss = config.virtualServers.map((vs) => this.initVs(vs, memory));
+  }
+
+  private static checkerKey(vs: VirtualServer, rs: RealServer, k: number): string {
+    return `${vs.name}|${rs.dest.address}|${rs.dest.port}|${k}|${rs.checkers[k].kind}`;
+  }
+
+  /** What a reload carries over. */
+  private memory(): { checkers: Map<string, { up: boolean; hasRun: boolean }>; quorum: Map<string, boolean> } {
+    const checkers = new Map<string, { up: boolean; hasRun: boolean }>();
+    const quorum = new Map<string, boolean>();
+    for (const st of this.vss) {
+      quorum.set(st.vs.name, st.quorumUp);
+      st.vs.realServers.forEach((rs, i) =>
+        rs.checkers.forEach((_, k) => checkers.set(HealthState.checkerKey(st.vs, rs, k), { up: st.checkers[i][k].up, hasRun: st.checkers[i][k].hasRun })),
+      );
+    }
+    return { checkers, quorum };
+  }
+
+  /** A checker's current verdict and whether it has run (the scheduler starts from it). */
+  checkerInfo(vs: number, rs: number, checker: number): { up: boolean; hasRun: boolean } {
+    const c = this.vss[vs].checkers[rs][checker];
+    return { up: c.up, hasRun: c.hasRun };
   }
 
   /** keepalived's start: validate_check_config, init_service_rs, update_quorum_state(init). */
-  private initVs(vs: VirtualServer): VsState {
+  private initVs(vs: VirtualServer, memory?: ReturnType<HealthState['memory']>): VsState {
     const st: VsState = {
       vs,
       quorumUp: false,
@@ -94,7 +124,12 @@ export class HealthState {
         inhibit: r.inhibit,
         dest: r.dest,
       })),
-      checkers: vs.realServers.map((r) => r.checkers.map((c) => ({ up: !c.alpha, hasRun: false, alpha: c.alpha, curWeight: 0 }))),
+      checkers: vs.realServers.map((r) =>
+        r.checkers.map((c, k) => {
+          const m = memory?.checkers.get(HealthState.checkerKey(vs, r, k));
+          return { up: m ? m.up : !c.alpha, hasRun: m ? m.hasRun : false, alpha: c.alpha, curWeight: 0 };
+        }),
+      ),
       sorryDuplicatesRs: false,
     };
     if (vs.sorryServer) {
@@ -105,8 +140,8 @@ export class HealthState {
     vs.realServers.forEach((_, i) => {
       st.rs[i].failedCheckers = st.checkers[i].filter((c) => !c.up).length;
     });
-    // set_quorum_states() runs before any real server is alive.
-    st.quorumUp = this.liveWeight(st) >= vs.quorum + vs.hysteresis;
+    // set_quorum_states() runs before any real server is alive; a reload keeps the old state.
+    st.quorumUp = memory?.quorum.get(vs.name) ?? this.liveWeight(st) >= vs.quorum + vs.hysteresis;
     st.rs.forEach((r, i) => {
       if ((r.failedCheckers === 0 && !r.alive) || (r.inhibit && !r.set)) {
         this.cmd(st, r, 'add');
