@@ -38,6 +38,14 @@ export interface DesiredTable {
   ignored: readonly IgnoredRule[];
 }
 
+/** What a source may log through (the daemon's logger fits). One line per event. */
+export interface SourceLog {
+  error(msg: string): void;
+  warning(msg: string): void;
+  info(msg: string): void;
+  debug(msg: string): void;
+}
+
 /** Called by a source whose table changed on its own: `keys` are the services that changed (undefined: any). */
 export type SourceChanged = (keys?: readonly ServiceKey[]) => void;
 
