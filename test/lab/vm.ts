@@ -73,6 +73,44 @@ const QEMU = 'qemu-system-x86_64';
  * scripts/setup.sh holds it exclusively while apt-get changes packages. Keep the path equal to setup.sh's.
  */
 export const HOST_PACKAGES_LOCK = '/run/lock/ipvs-bpf-host-packages.lock';
+/**
+ * How many lab VMs may run at once on this machine ($LAB_VM_SLOTS, default 2; 0: no limit). Under TCG each VM
+ * keeps its vCPUs busy; six at once on two cores made every guest so slow that its own timeouts fired. A VM
+ * waits for a free slot before its time limit starts.
+ */
+const VM_SLOTS = (() => {
+  const v = process.env.LAB_VM_SLOTS ?? '2';
+  if (!/^\d+$/.test(v)) throw new Error(`lab VM: LAB_VM_SLOTS must be a number of VMs (0: no limit), not '${v}'`);
+  return Number(v);
+})();
+
+/** A held slot: a flock process that keeps the lock until its stdin closes (also when this process dies). */
+export type Slot = { release(): void };
+
+function holdSlot(lock: string, wait: boolean): Promise<Slot | undefined> {
+  return new Promise((resolve, reject) => {
+    const holder = spawn('flock', [...(wait ? [] : ['--nonblock']), lock, '-c', 'echo held; exec cat >/dev/null'], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    holder.on('error', (e) => reject(new Error(`lab VM: cannot run flock for a VM slot: ${e.message}`)));
+    holder.stdout.setEncoding('utf8').once('data', () => resolve({ release: () => holder.stdin.end() }));
+    holder.on('exit', () => resolve(undefined));
+  });
+}
+
+/** One of `slots` locks in `dir` (the first free one, else waits for a random one); undefined: no limit. */
+export async function acquireSlot(slots: number, dir: string, onWait: () => void): Promise<Slot | undefined> {
+  if (slots === 0) return undefined;
+  const lock = (i: number): string => path.join(dir, `ipvs-bpf-vm-slot.${i}.lock`);
+  for (let i = 0; i < slots; i++) {
+    const slot = await holdSlot(lock(i), false);
+    if (slot) return slot;
+  }
+  onWait();
+  const slot = await holdSlot(lock(Math.floor(Math.random() * slots)), true);
+  if (!slot) throw new Error('lab VM: flock ended before holding a VM slot');
+  return slot;
+}
 
 /** The checkout root: the nearest ancestor holding test/lab/init.sh (works from test/lab and dist/test/lab). */
 export function checkoutRoot(): string {
@@ -263,6 +301,8 @@ export async function runInVm(opts: LabVmOptions): Promise<LabVmResult> {
     '-virtfs', `local,path=${runDir},mount_tag=labrun,security_model=none,multidevs=remap`,
   ];
 
+  const slot = await acquireSlot(VM_SLOTS, '/run/lock', () => process.stderr.write(
+    `lab VM: ${VM_SLOTS} VMs are running on this machine (LAB_VM_SLOTS); waiting for one to end\n`));
   const started = Date.now();
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   // flock --no-fork execs qemu once the lock is held: the child is qemu itself (signals, exit code), holding it
@@ -290,6 +330,7 @@ export async function runInVm(opts: LabVmOptions): Promise<LabVmResult> {
   });
   clearTimeout(timer);
   liveVms.delete(child);
+  slot?.release();
   const durationMs = Date.now() - started;
   if (qemuExit.spawnError) throw new Error(`lab VM: cannot start ${qemu}: ${qemuExit.spawnError.message}`);
 
