@@ -74,7 +74,7 @@ export function configuredSources(log: Logger): SourceFactory {
       serviceProxyName: s.serviceProxyName,
       families: s.families,
       client: new ApiClient(s.conn),
-      localAddresses: readLocalAddresses,
+      localAddresses: () => readLocalAddresses(),
       applyAddresses: (want) => syncDummyAddresses(DUMMY_DEVICE, want),
       log,
     });

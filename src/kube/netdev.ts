@@ -17,10 +17,12 @@ const EADDRNOTAVAIL = 99;
 /** IFLA_INFO_KIND inside IFLA_LINKINFO. */
 const IFLA_INFO_KIND = 1;
 
-type Rt = ReturnType<typeof createRtNetlink>;
+export type Rt = ReturnType<typeof createRtNetlink>;
+/** Opens the rtnetlink socket (of this network namespace; tests open one in another). */
+export type RtOpener = () => Rt;
 
-async function withRt<T>(fn: (rt: Rt) => Promise<T>): Promise<T> {
-  const rt = createRtNetlink();
+async function withRt<T>(open: RtOpener, fn: (rt: Rt) => Promise<T>): Promise<T> {
+  const rt = open();
   try {
     return await fn(rt);
   } finally {
@@ -53,8 +55,8 @@ function addressBytes(text: string): { family: number; bytes: Buffer; prefix: nu
 }
 
 /** Every address of every interface (IFA_LOCAL, else IFA_ADDRESS), with its interface name. */
-export function readLocalAddresses(): Promise<LocalAddress[]> {
-  return withRt(async (rt) => {
+export function readLocalAddresses(open: RtOpener = createRtNetlink): Promise<LocalAddress[]> {
+  return withRt(open, async (rt) => {
     const names = new Map<number, string>();
     for (const l of await rt.getLinks()) if (l.attrs.ifname !== undefined && l.data.index !== undefined) names.set(l.data.index, l.attrs.ifname);
     const out: LocalAddress[] = [];
@@ -86,8 +88,8 @@ function errnoOf(e: unknown): number | undefined {
  * Makes `device` (a dummy, created when missing) hold exactly the addresses `want` (canonical text), each
  * /32 or /128. Returns what it added and removed.
  */
-export function syncDummyAddresses(device: string, want: readonly string[]): Promise<{ added: string[]; removed: string[] }> {
-  return withRt(async (rt) => {
+export function syncDummyAddresses(device: string, want: readonly string[], open: RtOpener = createRtNetlink): Promise<{ added: string[]; removed: string[] }> {
+  return withRt(open, async (rt) => {
     let index = (await rt.getLinks()).find((l) => l.attrs.ifname === device)?.data.index;
     if (index === undefined) {
       try {
