@@ -10,6 +10,7 @@ import * as net from 'net';
 import { parseListen } from '../metrics/server';
 
 export const DEFAULT_CONFIG_FILE = '/etc/ipvs-bpf/config.json';
+export const DEFAULT_RULES = '/etc/ipvs-bpf/rules';
 
 export const MODES = ['auto', 'bpf', 'ipvs'] as const;
 export type Mode = (typeof MODES)[number];
@@ -141,7 +142,7 @@ export const SCHEMA = {
     doc: 'ipvsadm rule files (ipvsadm-save / -R syntax) describing the whole IPVS table, applied in order; '
       + 'a directory stands for its *.rules files in name order',
     format: 'path-list',
-    default: ['/etc/ipvs-bpf/rules'],
+    default: [DEFAULT_RULES],
     env: 'IPVS_BPF_RULES',
     arg: 'rules',
   },

@@ -75,7 +75,7 @@ export const ruleFilesOnly: SourceFactory = (cfg, running) => defaultSources()(c
 /** The rule files, and the keepalived files when configured (their events logged to `log`). */
 export const defaultSources = (log?: Logger): SourceFactory => (cfg, running) => {
   if (kubernetesEnabled(cfg)) {
-    throw new ChangeRefused('InvalidConfig', 'kubernetes: the kubernetes source is not wired into the daemon yet (unset kubernetes.enabled and kubernetes.proxyConfig)');
+    throw new ChangeRefused('InvalidConfig', 'kubernetes: this source factory has no kubernetes source (the daemon\'s own, configuredSources in src/daemon/sources.ts, has)');
   }
   const out: Source[] = [new RuleFileSource(cfg.rules)];
   if (cfg.keepalived.length > 0) out.push(keepalivedSource(cfg, running, log ? { log: (level, m) => log[level](m) } : {}));
@@ -129,7 +129,7 @@ export class Daemon {
    * IPVS) if the rules are bad; the caller exits non-zero so systemd reports the failed start.
    */
   static async start(cfg: DaemonConfig, deps: DaemonDeps): Promise<Daemon> {
-    const sources = (deps.sources ?? ruleFilesOnly)(cfg, []);
+    const sources = makeSources(deps, cfg, []);
     let dp: DataPath;
     try {
       const tables = await readSources(sources);
@@ -372,7 +372,7 @@ export class Daemon {
       if (e instanceof ConfigProblem) throw new ChangeRefused('InvalidConfig', `${next.config || 'configuration'}: ${e.message}`);
       throw e;
     }
-    const sources = (this.deps.sources ?? ruleFilesOnly)(next, this.sources);
+    const sources = makeSources(this.deps, next, this.sources);
     const fresh = sources.filter((s) => !this.sources.includes(s));
     let summary: string;
     try {
@@ -538,6 +538,16 @@ export class Daemon {
     const run = this.queue.then(task, task);
     this.queue = run.then(() => undefined, () => undefined);
     return run;
+  }
+}
+
+/** The configuration's sources; bad settings of a source (its configuration file, say) refuse the change. */
+function makeSources(deps: DaemonDeps, cfg: DaemonConfig, running: readonly Source[]): Source[] {
+  try {
+    return (deps.sources ?? ruleFilesOnly)(cfg, running);
+  } catch (e) {
+    if (e instanceof SourceError) throw new ChangeRefused('InvalidConfig', e.message);
+    throw e;
   }
 }
 

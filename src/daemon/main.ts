@@ -10,18 +10,19 @@
  */
 import { IpvsError, IpvsUnavailableError } from '../ipvs/errors';
 import { IpvsClient } from '../ipvs/netlink';
-import { ConfigError, helpText, loadConfig, splitArgs, type DaemonConfig } from './config';
-import { ChangeRefused, Daemon, defaultSources, VERSION } from './daemon';
+import { ConfigError, helpText, kubernetesEnabled, loadConfig, splitArgs, type DaemonConfig } from './config';
+import { ChangeRefused, Daemon, VERSION } from './daemon';
 import { startDataPath } from './datapath';
 import { daemonOnBus, serveDbus, type DbusService } from './dbus';
 import { createLogger, type Logger } from './log';
 import { hasBpfMode } from './kernel-bpf';
 import { chooseMode, readNetState, type NetState } from './preflight';
-import { KubeProxyConfigError, readKubeProxyConfig, type KubeProxyConfig } from '../kube/proxy-config';
+import { KubeProxyConfigError } from '../kube/proxy-config';
 import type { KeepalivedConfig } from '../keepalived';
 import { readKeepalivedConfigs } from '../sources/keepalived';
 import { readRuleSet, RuleSourceError } from '../sources/rule-files';
 import { SourceError } from '../sources/source';
+import { configuredSources, kubeSettings, ruleFilePaths, type KubeSettings } from './sources';
 import { teardown } from './teardown';
 import { RuleFileError } from '../ipvs/rules';
 import { CONTENT_TYPE, DaemonMetrics } from '../metrics/registry';
@@ -62,7 +63,7 @@ export async function checkConfig(args: readonly string[], io: MainIo, net: () =
   if (cfg === EX_CONFIG) return EX_CONFIG;
   let rules;
   try {
-    rules = readRuleSet(cfg.rules);
+    rules = readRuleSet(ruleFilePaths(cfg));
   } catch (e) {
     if (e instanceof RuleFileError || e instanceof RuleSourceError) {
       io.err(`${PROGRAM}: rules invalid:\n${e.message}\n`);
@@ -82,13 +83,17 @@ export async function checkConfig(args: readonly string[], io: MainIo, net: () =
       throw e;
     }
   }
-  let kubeProxy: KubeProxyConfig | undefined;
-  if (cfg.kubernetes.proxyConfig) {
+  let kube: KubeSettings | undefined;
+  if (kubernetesEnabled(cfg)) {
     try {
-      kubeProxy = readKubeProxyConfig(cfg.kubernetes.proxyConfig);
+      kube = kubeSettings(cfg, io.env);
     } catch (e) {
       if (e instanceof KubeProxyConfigError) {
         io.err(`${PROGRAM}: kube-proxy configuration invalid:\n${e.message}\n`);
+        return EX_CONFIG;
+      }
+      if (e instanceof SourceError) {
+        io.err(`${PROGRAM}: kubernetes configuration invalid:\n${e.message}\n`);
         return EX_CONFIG;
       }
       throw e;
@@ -113,9 +118,11 @@ export async function checkConfig(args: readonly string[], io: MainIo, net: () =
     );
     for (const line of [...keepalived.ignored, ...keepalived.warnings]) io.out(`keepalived: ${line}\n`);
   }
-  if (kubeProxy) {
-    io.out(`kube-proxy configuration ${kubeProxy.file}: valid; scheduler ${kubeProxy.ipvs.scheduler}\n`);
-    for (const i of kubeProxy.ignored) io.out(`${kubeProxy.file}: ${i.field}: will be ignored: ${i.why}\n`);
+  if (kube) {
+    const p = kube.proxy;
+    if (p.file) io.out(`kube-proxy configuration ${p.file}: valid; scheduler ${p.ipvs.scheduler}\n`);
+    for (const i of p.ignored) io.out(`${p.file}: ${i.field}: will be ignored: ${i.why}\n`);
+    io.out(`kubernetes: node ${kube.nodeName}, ${kube.conn.origin} (${kube.conn.server}), families ${kube.families.join(' and ')}\n`);
   }
   return 0;
 }
@@ -214,7 +221,7 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
     onDumpError: (e) => log.warning(`metrics: cannot read the IPVS table for a scrape: ${e instanceof Error ? e.message : String(e)}`),
   });
   try {
-    daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath, observer: metrics, sources: defaultSources(log) });
+    daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath, observer: metrics, sources: configuredSources(log) });
   } catch (e) {
     unhook();
     ipvs.close();

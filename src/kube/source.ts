@@ -19,7 +19,7 @@ import type { ApiClient } from './client';
 import { Informer, type InformerEvent } from './informer';
 import type { KubeProxyConfig } from './proxy-config';
 import {
-  keepsService, nodeAddressing, nodeZone, primaryNodeIps, sliceServiceName, translateService, type LocalAddress, type ServiceResult,
+  DUMMY_DEVICE, keepsService, nodeAddressing, nodeZone, primaryNodeIps, sliceServiceName, translateService, type LocalAddress, type ServiceResult,
   type TranslateContext,
 } from './translate';
 import { LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, type EndpointSlice, type Node, type Service } from './types';
@@ -40,6 +40,8 @@ export interface KubeSourceOptions {
   timeoutSeconds?: [number, number];
   backoff?: { initialMs: number; maxMs: number };
   idleMs?: number;
+  /** Makes kube-ipvs0 hold these addresses (called when the set changes, one call at a time; retried at each poll after a failure). */
+  applyAddresses?: (want: readonly string[]) => Promise<{ added: string[]; removed: string[] }>;
 }
 
 /** kube-proxy's informer label selector. */
@@ -185,6 +187,7 @@ export class KubernetesSource implements Source {
     this.ctx = this.contextNow();
     for (const key of this.services.store.keys()) this.recompute(key);
     this.ready = true;
+    this.bindAddresses();
     this.opts.log.info(`kubernetes: in sync with ${this.opts.client.conn.origin}: ${this.services.store.size} Services, `
       + `${this.slices.store.size} EndpointSlices, ${this.table.size} virtual services`);
     if (this.reading) return; // read() returns the table
@@ -193,8 +196,34 @@ export class KubernetesSource implements Source {
   }
 
   private report(ids: Map<string, ServiceKey>): void {
-    if (!this.ready || ids.size === 0) return;
+    if (!this.ready) return;
+    this.bindAddresses();
+    if (ids.size === 0) return;
     this.changed?.([...ids.values()]);
+  }
+
+  private appliedAddresses: string | undefined;
+  private applying: Promise<void> = Promise.resolve();
+
+  /** Brings kube-ipvs0 to the addresses the Services want, when they differ from what was applied. */
+  private bindAddresses(): void {
+    const apply = this.opts.applyAddresses;
+    if (!apply || this.closed) return;
+    this.applying = this.applying.then(async () => {
+      const want = this.dummyAddresses();
+      const text = want.join(',');
+      if (text === this.appliedAddresses || this.closed) return;
+      try {
+        const r = await apply(want);
+        this.appliedAddresses = text;
+        if (r.added.length || r.removed.length) {
+          this.opts.log.info(`kubernetes: ${DUMMY_DEVICE}: ${r.added.length} addresses added, ${r.removed.length} removed (${want.length} bound)`);
+        }
+      } catch (e) {
+        this.appliedAddresses = undefined;
+        this.opts.log.error(`kubernetes: ${DUMMY_DEVICE}: ${e instanceof Error ? e.message : String(e)} (retried in ${this.opts.proxy.ipvs.syncPeriod} s)`);
+      }
+    });
   }
 
   private onServices(events: InformerEvent<Service>[]): void {
@@ -242,6 +271,7 @@ export class KubernetesSource implements Source {
     this.pollTimer = setTimeout(() => {
       void this.refreshAddresses().then((changed) => {
         if (changed) this.onNodeOrAddresses();
+        if (this.ready && this.appliedAddresses === undefined) this.bindAddresses();
         this.schedulePoll();
       });
     }, Math.max(1, this.opts.proxy.ipvs.syncPeriod) * 1000);

@@ -200,17 +200,25 @@ describe('rule sets', () => {
     expect(() => loadConfig({ env: {}, args: ['--service-proxy-name=-x'] })).toThrow('kubernetes.serviceProxyName: must be a label value');
   });
 
-  test('--check-config checks the KubeProxyConfiguration too', async () => {
+  test('--check-config checks the KubeProxyConfiguration and the apiserver settings too', async () => {
     const good = file('kp/rules', '');
-    const kp = file('kp/config.conf', 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\noomScoreAdj: -999\n');
+    const kc = file('kp/kubeconfig', 'apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n'
+      + 'clusters: [{name: k, cluster: {server: "https://127.0.0.1:6443"}}]\nusers: [{name: u, user: {token: t}}]\n');
+    const kp = file('kp/config.conf', `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\noomScoreAdj: -999\n`
+      + `hostnameOverride: Node-7\nclientConnection: {kubeconfig: ${kc}}\n`);
     const bad = file('kp/bad.conf', 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: iptables\n');
+    const noKubeconfig = file('kp/nokc.conf', 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n');
     let out = '';
     let err = '';
     const io = { out: (t: string) => void (out += t), err: (t: string) => void (err += t), env: {} };
     expect(await checkConfig([`--rules=${good}`, `--kube-proxy-config=${kp}`, '--mode=ipvs'], io)).toBe(0);
     expect(out).toContain(`kube-proxy configuration ${kp}: valid; scheduler rr\n${kp}: oomScoreAdj: will be ignored: set OOMScoreAdjust= in the systemd unit\n`);
+    expect(out).toMatch(new RegExp(`kubernetes: node node-7, kubeconfig ${kc} \\(context c\\) \\(https://127.0.0.1:6443\\), families inet`));
     expect(await checkConfig([`--rules=${good}`, `--kube-proxy-config=${bad}`, '--mode=ipvs'], io)).toBe(78);
     expect(err).toBe(`ipvs-bpf: kube-proxy configuration invalid:\n${bad}:line 3: mode: "iptables": ipvs-bpf takes the place of kube-proxy's ipvs mode only (mode: ipvs)\n`);
+    err = '';
+    expect(await checkConfig([`--rules=${good}`, `--kube-proxy-config=${noKubeconfig}`, '--mode=ipvs'], io)).toBe(78);
+    expect(err).toContain('ipvs-bpf: kubernetes configuration invalid:\nkubernetes: no kubeconfig');
   });
 
   test('--check-config reports valid files and bad lines, exit 0 / 78', async () => {

@@ -3,9 +3,21 @@
  * bookmarks and a timeout, reconnect from the last version, 410 -> relist with the deletions in between,
  * backoff on refusals, silent and dropped connections retried. Then the kubernetes source on top: the first
  * complete view, incremental changes that name only the virtual services they change, nothing removed
- * before the first view, node label changes, and two Services claiming one virtual service.
+ * before the first view, node label changes, and two Services claiming one virtual service; and the daemon
+ * over rule files plus the kubernetes source (the simulated kernel): one table, per-Service syncs, clashes named.
  */
+import { mkdtempSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import * as path from 'path';
+import { loadConfig } from '../../src/daemon/config';
+import { Daemon } from '../../src/daemon/daemon';
+import { plainIpvs } from '../../src/daemon/datapath';
+import type { Logger } from '../../src/daemon/log';
+import type { IpvsClient } from '../../src/ipvs/netlink';
+import { parseCidr } from '../../src/kube/cidr';
 import { ApiClient } from '../../src/kube/client';
+import { RuleFileSource } from '../../src/sources/rule-files';
+import { FakeIpvs, plainService } from './fake-ipvs';
 import { Informer, type InformerEvent } from '../../src/kube/informer';
 import { defaultKubeProxyConfig } from '../../src/kube/proxy-config';
 import { KubernetesSource, labelSelector } from '../../src/kube/source';
@@ -236,5 +248,50 @@ describe('KubernetesSource', () => {
     expect(changes[0]).toEqual(['tcp 10.96.0.10:80', 'tcp 203.0.113.7:80']);
     expect(src.current().services.get('tcp 203.0.113.7:80')!.destinations.map((d) => d.address)).toEqual(['10.244.1.2']);
     src.close();
+  });
+});
+
+describe('the daemon with the kubernetes source', () => {
+  test('rule files and Kubernetes in one table; an EndpointSlice change reads and changes its Service only; a clash names both', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ipvs-bpf-kube-daemon-'));
+    const rules = path.join(dir, 'r.rules');
+    writeFileSync(rules, '-A -t 10.0.0.1:80 -s rr\n');
+    const args = [`--rules=${rules}`, '--mode=ipvs', '--dbus=none', `--config=${path.join(dir, 'c.json')}`];
+    writeFileSync(path.join(dir, 'c.json'), '{}');
+    const load = () => loadConfig({ args, env: {} });
+    const logs: string[] = [];
+    const log = Object.fromEntries([...['emerg', 'alert', 'crit', 'error', 'warning', 'notice', 'info', 'debug']
+      .map((l) => [l, (m: string) => void logs.push(`${l}: ${m}`)]), ['setLevel', () => undefined]]);
+
+    api.put(SVC, service('web', '10.96.0.10'));
+    api.put(SVC, service('db', '10.96.0.20'));
+    api.put(EPS, slice('web', 'web-1', ['10.244.1.5']));
+    const ipvs = new FakeIpvs();
+    ipvs.table.apply({ op: 'add-service', service: plainService('10.200.0.1') }); // in excludeCIDRs: kept
+    ipvs.table.apply({ op: 'add-service', service: plainService('10.9.9.9') }); // foreign: removed
+    const proxy = { ...defaultKubeProxyConfig() };
+    proxy.ipvs = { ...proxy.ipvs, excludeCIDRs: [parseCidr('10.200.0.0/16')!] };
+    const kube = new KubernetesSource({
+      proxy, nodeName: 'node-a', serviceProxyName: '', families: ['inet'], client: client(), log: { error: () => undefined, warning: () => undefined, info: () => undefined, debug: () => undefined },
+      localAddresses: async () => [], ...FAST,
+    });
+    const d = await Daemon.start(load(), {
+      log: log as unknown as Logger, loadConfig: load, ipvs: ipvs as unknown as IpvsClient, dataPath: async () => plainIpvs(''),
+      sources: (cfg) => [new RuleFileSource(cfg.rules), kube],
+    });
+    const ids = () => ipvs.table.services().map((s) => serviceKeyId(s.key)).sort();
+    expect(ids()).toEqual(['tcp 10.0.0.1:80', 'tcp 10.200.0.1:80', 'tcp 10.96.0.10:80', 'tcp 10.96.0.20:80']);
+    const dumps = ipvs.dumps;
+    ipvs.reads = [];
+    api.put(EPS, slice('db', 'db-1', ['10.244.2.7', '10.244.2.8']));
+    await until('db destinations', () => (ipvs.table.service({ kind: 'addr', family: 'inet', protocol: 'tcp', address: '10.96.0.20', port: 80 })?.destinations.length ?? 0) === 2);
+    expect(ipvs.reads).toEqual(['tcp 10.96.0.20:80']);
+    expect(ipvs.dumps).toBe(dumps);
+    // A Service on the rule files' VIP: refused, named, nothing changed.
+    api.put(SVC, service('clash', '10.0.0.1'));
+    await until('the refusal', () => logs.some((l) => l.startsWith('error: source changes refused')));
+    expect(logs.find((l) => l.startsWith('error: source changes refused'))).toContain(`service tcp 10.0.0.1:80 is named by both rules ${rules} and kubernetes`);
+    expect(ids()).toEqual(['tcp 10.0.0.1:80', 'tcp 10.200.0.1:80', 'tcp 10.96.0.10:80', 'tcp 10.96.0.20:80']);
+    await d.stop();
   });
 });

@@ -11,10 +11,10 @@ import { loadConfig } from '../../src/daemon/config';
 import { Daemon, ruleFilesOnly, type SourceFactory } from '../../src/daemon/daemon';
 import { plainIpvs } from '../../src/daemon/datapath';
 import type { Logger } from '../../src/daemon/log';
-import { serviceKeyId, NO_SERVICE_FLAGS, NO_TUNNEL_FLAGS, ZERO_STATS, type DesiredService, type IpvsOp, type ServiceKey, type ServiceState } from '../../src/ipvs/model';
+import { serviceKeyId, NO_SERVICE_FLAGS, NO_TUNNEL_FLAGS, type DesiredService, type ServiceKey } from '../../src/ipvs/model';
 import type { IpvsClient } from '../../src/ipvs/netlink';
-import { SimulatedTable } from '../../src/ipvs/rules/simulate';
 import { formatSave } from '../../src/ipvs/rules';
+import { FakeIpvs } from './fake-ipvs';
 import { RuleFileSource } from '../../src/sources/rule-files';
 import {
   EMPTY_TABLE, lookupService, mergeTables, SourceConflictError, tableOf, type DesiredTable, type Source, type SourceChanged,
@@ -72,59 +72,6 @@ describe('mergeTables', () => {
     expect(mergeTables([{ name: 'a', table: EMPTY_TABLE }, { name: 'b', table: EMPTY_TABLE }]).timeouts).toBeUndefined();
   });
 });
-
-const withCounters = (s: DesiredService): ServiceState => ({
-  ...s, stats: { ...ZERO_STATS },
-  destinations: s.destinations.map((d) => ({ ...d, activeConns: 0, inactiveConns: 0, persistConns: 0, stats: { ...ZERO_STATS } })),
-});
-
-/** The simulated kernel, counting reads: the daemon's incremental path must not dump the table. */
-class FakeIpvs {
-  readonly table = new SimulatedTable();
-  dumps = 0;
-  reads: string[] = [];
-  applied: IpvsOp[] = [];
-  refuse?: (op: IpvsOp) => boolean;
-
-  async services(): Promise<ServiceState[]> {
-    this.dumps++;
-    return this.table.services().map(withCounters);
-  }
-  async service(k: ServiceKey): Promise<DesiredService | null> {
-    this.reads.push(serviceKeyId(k));
-    const s = this.table.service(k);
-    return s ? withCounters(s) : null;
-  }
-  async timeouts() {
-    return { tcp: 900, tcpFin: 120, udp: 300 };
-  }
-  async daemons() {
-    return [];
-  }
-  async apply(ops: readonly IpvsOp[], opts: { stopOnError?: boolean } = {}) {
-    const results = [];
-    let failed = 0;
-    let firstError;
-    for (const op of ops) {
-      if (failed && opts.stopOnError) {
-        results.push({ op, status: 'skipped' as const });
-        continue;
-      }
-      try {
-        if (this.refuse?.(op)) throw Object.assign(new Error('Invalid argument'), { errno: 22 });
-        this.table.apply(op);
-        this.applied.push(op);
-        results.push({ op, status: 'ok' as const });
-      } catch (e) {
-        failed++;
-        firstError ??= e;
-        results.push({ op, status: 'failed' as const, error: e });
-      }
-    }
-    return { ok: failed === 0, results, applied: results.filter((r) => r.status === 'ok').length, failed, unknown: 0, skipped: 0, firstError, batches: 1 };
-  }
-  close(): void {}
-}
 
 /** A source that changes on its own, as a watch does. */
 class WatchSource implements Source {
