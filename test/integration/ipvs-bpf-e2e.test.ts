@@ -167,6 +167,7 @@ test('bpf: each connection to a remote real server owns its REPLY, SNAT and FWD 
     ['SNAT sources outside the address / port range', fig('bpf.entries.bad_snat'), 0],
     ['kernel inserts (delta)', delta('kernel.inserts', 'before', 'bpf'), 3 * (rt + ru)],
     ['kernel conns owning entries', fig('bpf.kernel.conns'), rt + ru],
+    ['kernel entries (its /proc line) = entries in the map', fig('bpf.kernel.entries'), fig('bpf.map.entries')],
     ['kernel local_rs (delta)', delta('kernel.local_rs', 'before', 'bpf'), local],
     ...(['collisions', 'map_full', 'fallbacks', 'refused', 'insert_errors', 'takeovers'] as const)
       .map((k): [string, number, number] => [`kernel ${k} (delta)`, delta(`kernel.${k}`, 'before', 'bpf'), 0]),
@@ -191,11 +192,13 @@ test('bpf: the entries go when IPVS expires the connections; deletes match inser
     ['IPVS connections left, UDP', fig('expired.ipvs_conns.udp'), 0],
     ['map entries left', fig('expired.map.entries'), 0],
     ['kernel conns owning entries', fig('expired.kernel.conns'), 0],
+    ['kernel entries (its /proc line)', fig('expired.kernel.entries'), 0],
     ['kernel deletes (delta)', delta('kernel.deletes', 'before', 'expired'), 3 * conns],
     ['kernel inserts (delta)', delta('kernel.inserts', 'before', 'expired'), 3 * conns],
     ['kernel delete_errors (delta)', delta('kernel.delete_errors', 'before', 'expired'), 0],
     ['kernel not_owner (delta)', delta('kernel.not_owner', 'before', 'expired'), 0],
     ['entries were there after the flows closed', fig('closed.map.entries'), 3 * conns],
+    ['the kernel counted them', fig('closed.kernel.entries'), 3 * conns],
   ]);
 });
 
