@@ -5,13 +5,16 @@
 # out of tree for one Debian kernel:
 #   1. take net/netfilter/ipvs/, net/netfilter/xt_ipvs.c and include/net/ip_vs.h
 #      from Debian's linux-source-<series> tarball (6.1 for 6.1.0-57-amd64),
-#   2. apply patches/*.patch in order and copy the map ABI header
-#      (bpf/include/ipvs_bpf_abi.h) to include/net/ipvs_bpf_abi.h,
+#   2. apply patches/*.patch in name order, without fuzz; for a series with a
+#      patches-<series>/ directory (6.12), a patch there replaces the one of
+#      the same name and one with a new name joins the series in name order;
+#      copy the map ABI header (bpf/include/ipvs_bpf_abi.h) to
+#      include/net/ipvs_bpf_abi.h,
 #   3. run kbuild against /usr/src/linux-headers-<kver>.
 #
 # The tree and the .ko files are cached in
 #   $IPVS_BPF_KMOD_CACHE/<kver>-<hash>/   (default /var/cache/ipvs-bpf/kmod)
-# where <hash> covers the patches, the ABI header, Kbuild.top, this script and
+# where <hash> covers the patches used, the ABI header, Kbuild.top, this script and
 # the linux-source version; an entry counts only once its "stamp" is written.
 #
 # Usage: build.sh [--kver <release>] [--out <dir>] [--print-dir] [--force]
@@ -40,7 +43,7 @@ while [ $# -gt 0 ]; do
 	--out) out=${2:?--out needs a value}; shift 2 ;;
 	--print-dir) print_dir=1; shift ;;
 	--force) force=1; shift ;;
-	-h|--help) sed -n "3,26p" "$0"; exit 0 ;;
+	-h|--help) sed -n "3,29p" "$0"; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 done
@@ -85,9 +88,20 @@ if [ -z "$abi" ]; then
 fi
 [ -n "$abi" ] && [ -f "$abi" ] || die "map ABI header ipvs_bpf_abi.h not found"
 
+# patches-<series>/ holds only what differs for that series: replacements (same name) and additions.
 shopt -s nullglob
-patches=("$here"/patches/*.patch)
+names=()
+for f in "$here"/patches/*.patch "$here/patches-$series"/*.patch; do names+=("${f##*/}"); done
 shopt -u nullglob
+patches=()
+for n in $(printf '%s\n' "${names[@]}" | sort -u); do
+	if [ -f "$here/patches-$series/$n" ]; then
+		patches+=("$here/patches-$series/$n")
+	else
+		patches+=("$here/patches/$n")
+	fi
+done
+[ ${#patches[@]} -gt 0 ] || die "no patches in $here/patches"
 
 hash=$( { cat "${patches[@]}" "$abi" "$here/Kbuild.top" "$0";
 	  echo "src=$src_ver tarball=$(stat -c %s "$tarball")"; } |
@@ -115,9 +129,10 @@ if [ $force = 1 ] || [ ! -f "$entry/stamp" ] || [ "$(cat "$entry/stamp")" != "$w
 	cp "$here/Kbuild.top" "$tmp/src/Kbuild"
 	cp "$abi" "$tmp/src/include/net/ipvs_bpf_abi.h"
 	for p in "${patches[@]}"; do
-		log "applying $(basename "$p")"
-		patch -d "$tmp/src" -p1 --batch --forward --quiet < "$p" ||
-			die "$(basename "$p") does not apply to $series (the series is made for 6.1)"
+		log "applying ${p#"$here"/}"
+		# no fuzz: a hunk whose context moved between series must fail, not land elsewhere
+		patch -d "$tmp/src" -p1 --batch --forward --quiet --fuzz=0 < "$p" ||
+			die "${p#"$here"/} does not apply to $srcpkg $src_ver (series: 6.1, and 6.12 with patches-6.12/)"
 	done
 	log "building against $kdir"
 	make -C "$kdir" M="$tmp/src" -j"$(nproc)" modules > "$tmp/build.log" 2>&1 ||

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian bookworm machine: Debian packages, npm ci, build.
 # Used by `npm test`, `npm run demo` and the benchmarks, so each works from a clean clone.
-# Environment: LAB_KERNEL=6.1 (default) or 6.12, the lab kernel whose headers and sources are installed.
+# Installs the headers and sources of both lab kernels (6.1 and 6.12; LAB_KERNEL_PKG pins one image instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "setup: $*" >&2; }
@@ -13,11 +13,18 @@ mapfile -t APT_PKGS < <(awk -F'\t' '!/^#/ && NF == 3 && $2 != "npm" && $2 != "no
 
 # The patched IPVS modules (kernel-patch/build.sh) build against the lab VM's kernel: its headers and the
 # linux-source of its series, both at the image's exact Debian version. scripts/lab-kernel.sh resolves it
-# (refreshing stale package lists first), the same resolver the lab VM and the patch build use.
-kernel=$(bash scripts/lab-kernel.sh) || { say "cannot resolve the lab kernel (see above)"; exit 1; }
-kv() { sed -n "s/^$1=//p" <<<"$kernel"; }
-kver=$(kv LAB_KPKG_VERSION)
-PINNED=("$(kv LAB_KHEADERS_PKG)=$kver" "$(kv LAB_KSOURCE_PKG)=$kver")
+# (refreshing stale package lists first), the same resolver the lab VM and the patch build use. Both lab
+# kernels: the suite runs the BPF end-to-end test on each (LAB_KERNEL picks the one the other tests boot).
+PINNED=()
+for series in 6.1 6.12; do
+  kernel=$(LAB_KERNEL=$series bash scripts/lab-kernel.sh) ||
+    { say "cannot resolve the lab kernel $series (see above)"; exit 1; }
+  kv() { sed -n "s/^$1=//p" <<<"$kernel"; }
+  kver=$(kv LAB_KPKG_VERSION)
+  for p in "$(kv LAB_KHEADERS_PKG)=$kver" "$(kv LAB_KSOURCE_PKG)=$kver"; do
+    [[ " ${PINNED[*]} " == *" $p "* ]] || PINNED+=("$p")
+  done
+done
 
 installed() { # $1 = package, $2 = wanted version (optional)
   local st

@@ -205,7 +205,7 @@ async function startBpf(cfg: DaemonConfig, log: Logger, reason: string): Promise
       }
       current = next;
     },
-    // From the kernel's counters: dumping the map copies 104 bytes per entry on every status refresh.
+    // The kernel's own count: dumping the map copies 104 bytes per entry on every status refresh.
     flowCount: () => ownedEntries(readControlState()) ?? BigInt(native.mapDump(dp.ctMap).count),
     mapCapacity: () => capacity,
     // The cursor is the map's bucket token + 1 (0 = start / no more): it survives the end of listed flows.

@@ -73,13 +73,11 @@ export function setBpfMode(on: boolean, sysctl = MODE_SYSCTL): void {
 }
 
 /**
- * Map entries the patched IPVS currently owns, from its counters (no map copy): every insert and delete is
- * counted, and a takeover replaces an older connection's entry without a delete (README, counters).
- * null when the counters are not there (stock IPVS, unreadable file).
+ * Map entries the patched IPVS currently holds: its `entries` line (kernel-patch/README.md), kept by the
+ * module at every insert and delete, so no map copy is needed. null without that line (stock IPVS, a
+ * module older than the line, an unreadable file).
  */
 export function ownedEntries(state: Record<string, string>): bigint | null {
-  const { inserts, deletes, takeovers } = state;
-  if (![inserts, deletes, takeovers].every((v) => v !== undefined && /^\d+$/.test(v))) return null;
-  const n = BigInt(inserts) - BigInt(deletes) - BigInt(takeovers);
-  return n < 0n ? 0n : n;
+  const { entries } = state;
+  return entries !== undefined && /^\d+$/.test(entries) ? BigInt(entries) : null;
 }

@@ -7,13 +7,14 @@ import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { checkoutRoot, prepareLabKernel } from './vm';
+import { checkoutRoot, prepareLabKernel, type LabKernelSeries } from './vm';
 
 const run = promisify(execFile);
 
-/** Absolute paths of every patched IPVS module (ip_vs*.ko and xt_ipvs.ko) built for the lab kernel. */
-export async function patchedIpvsModules(): Promise<string[]> {
-  const kernel = await prepareLabKernel();
+/** Absolute paths of every patched IPVS module (ip_vs*.ko and xt_ipvs.ko) built for the lab kernel of the
+ * series (default: $LAB_KERNEL, else 6.1). */
+export async function patchedIpvsModules(series?: LabKernelSeries): Promise<string[]> {
+  const kernel = await prepareLabKernel(series);
   const script = path.join(checkoutRoot(), 'kernel-patch', 'build.sh');
   let dir: string;
   try {

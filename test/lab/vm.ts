@@ -36,6 +36,14 @@ export interface LabVmOptions {
 /** What scripts/lab-kernel.sh resolves: 6.1 follows linux-image-amd64, 6.12 linux-image-6.12-amd64. */
 export type LabKernelSeries = '6.1' | '6.12';
 
+/** The series LAB_KERNEL names (6.1 when unset), checked as scripts/lab-kernel.sh checks it. */
+export function labKernelSeries(env: NodeJS.ProcessEnv = process.env): LabKernelSeries {
+  const v = env.LAB_KERNEL ?? '';
+  if (v === '' || v === '6.1') return '6.1';
+  if (v === '6.12') return '6.12';
+  throw new Error(`LAB_KERNEL='${v}': use 6.1 or 6.12`);
+}
+
 export interface LabVmResult {
   /** The script's exit status; 124 on timeout; 255 when the VM stopped without a status (see error). */
   exitCode: number;

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { labKernelSeries } from '../lab/vm';
 
 const RESOLVER = path.resolve(__dirname, '../../scripts/lab-kernel.sh');
 
@@ -213,5 +214,15 @@ describe('scripts/lab-kernel.sh on this machine', () => {
     expect(madison(k.LAB_KIMAGE_PKG)).toContain(k.LAB_KPKG_VERSION);
     expect(madison(k.LAB_KHEADERS_PKG)).toContain(k.LAB_KPKG_VERSION);
     expect(madison(k.LAB_KSOURCE_PKG)).toContain(k.LAB_KPKG_VERSION);
+  });
+});
+
+describe('labKernelSeries (test/lab/vm.ts): LAB_KERNEL as the tests read it', () => {
+  it('6.1 when unset or empty, the series when named, an error naming the value otherwise', () => {
+    expect(labKernelSeries({})).toBe('6.1');
+    expect(labKernelSeries({ LAB_KERNEL: '' })).toBe('6.1');
+    expect(labKernelSeries({ LAB_KERNEL: '6.1' })).toBe('6.1');
+    expect(labKernelSeries({ LAB_KERNEL: '6.12' })).toBe('6.12');
+    expect(() => labKernelSeries({ LAB_KERNEL: '6.6' })).toThrow("LAB_KERNEL='6.6': use 6.1 or 6.12");
   });
 });

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs in the lab VM (shell mode, root) with the patched IPVS modules loaded, for
-# test/integration/ipvs-bpf-e2e.test.ts, which judges what this records:
+# test/integration/ipvs-bpf-e2e.suite.ts (on either lab kernel), which judges what this records:
 #   $LAB_OUT/results.kv          key=value figures, one per line, in the order measured
 #   $LAB_OUT/<phase>-flows.json  the traffic tool's per-flow results; long.json the long-lived flow's
 #   $LAB_OUT/*.log, *.txt        diagnostics (daemon log, ipvsadm/conntrack listings, probe details)
@@ -38,6 +38,7 @@ counter() { awk -v k="$1" '$1==k {print $2}' /proc/net/ip_vs_bpf; }
 mkfifo "$W/nap.fifo"
 exec 9<>"$W/nap.fifo"
 nap() { read -r -t "$1" -u 9 || true; }
+kv vm.release "$(uname -r)"
 wait_file() { # wait_file <file> <seconds>
   local i
   for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; nap 0.1; done
