@@ -49,6 +49,8 @@ export interface KubernetesConfig {
   proxyConfig: string;
   /** service.kubernetes.io/service-proxy-name this daemon serves ('' = Services without the label). */
   serviceProxyName: string;
+  /** Longest a removed TCP destination drains at weight 0 (0: removed at once). */
+  maxDrainSeconds: number;
 }
 
 /** Whether the kubernetes source is configured (enabled, or a KubeProxyConfiguration named). */
@@ -281,6 +283,14 @@ export const SCHEMA = {
       default: '',
       env: 'IPVS_BPF_SERVICE_PROXY_NAME',
       arg: 'service-proxy-name',
+    },
+    maxDrainSeconds: {
+      doc: 'A TCP destination whose endpoint went away stays at weight 0 until its connections end, as kube-proxy does, '
+        + 'but at most this many seconds (kube-proxy has no bound); 0 removes it at once',
+      format: 'nat',
+      default: 600,
+      env: 'IPVS_BPF_MAX_DRAIN_SECONDS',
+      arg: 'max-drain-seconds',
     },
   },
   metrics: {

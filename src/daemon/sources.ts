@@ -11,7 +11,8 @@
  */
 import { existsSync } from 'fs';
 import { hostname } from 'os';
-import type { Family } from '../ipvs/model';
+import { destinationId, type Family } from '../ipvs/model';
+import type { IpvsClient } from '../ipvs/netlink';
 import { ApiClient } from '../kube/client';
 import { connectionFromKubeconfig, inClusterConnection, type Connection } from '../kube/kubeconfig';
 import { readLocalAddresses, syncDummyAddresses } from '../kube/netdev';
@@ -43,7 +44,7 @@ export function kubeSettings(cfg: DaemonConfig, env: NodeJS.ProcessEnv = process
   const nodeName = k.nodeName || proxy.hostnameOverride || hostname().trim().toLowerCase();
   const families: Family[] = existsSync('/proc/net/if_inet6') ? ['inet', 'inet6'] : ['inet'];
   const meaning = { ...proxy, ignored: [], file: '' };
-  const signature = JSON.stringify({ meaning, conn, nodeName, spn: k.serviceProxyName, families }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  const signature = JSON.stringify({ meaning, conn, nodeName, spn: k.serviceProxyName, families, drain: k.maxDrainSeconds }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   return { proxy, conn, nodeName, serviceProxyName: k.serviceProxyName, families, signature };
 }
 
@@ -54,7 +55,7 @@ export function ruleFilePaths(cfg: DaemonConfig): string[] {
 }
 
 /** The factory the daemon runs with (main.ts): rule files, keepalived configurations, the kubernetes source. */
-export function configuredSources(log: Logger): SourceFactory {
+export function configuredSources(log: Logger, ipvs?: Pick<IpvsClient, 'service'>): SourceFactory {
   const signatures = new WeakMap<Source, string>();
   return (cfg, running) => {
     const out: Source[] = [new RuleFileSource(ruleFilePaths(cfg))];
@@ -76,6 +77,15 @@ export function configuredSources(log: Logger): SourceFactory {
       client: new ApiClient(s.conn),
       localAddresses: () => readLocalAddresses(),
       applyAddresses: (want) => syncDummyAddresses(DUMMY_DEVICE, want),
+      ...(ipvs && cfg.kubernetes.maxDrainSeconds > 0 ? {
+        drain: {
+          maxSeconds: cfg.kubernetes.maxDrainSeconds,
+          connections: async (key) => {
+            const svc = await ipvs.service(key, { counters: false });
+            return svc && new Map(svc.destinations.map((d) => [destinationId(d), d.activeConns + d.inactiveConns]));
+          },
+        },
+      } : {}),
       log,
     });
     signatures.set(src, s.signature);

@@ -7,13 +7,19 @@
  * state changed (so an endpoint change costs its destinations, not a resync). A Node change (zone label,
  * addresses) or a change of the local addresses (polled every ipvs.syncPeriod) recomputes every Service.
  *
+ * Graceful termination as kube-proxy does it, bounded: a TCP destination that leaves a virtual service that
+ * stays is kept at weight 0 (new connections go elsewhere, live ones go on) until the kernel shows it has no
+ * connection left (checked every drain.checkMs) or drain.maxSeconds have passed (kube-proxy has no bound); an
+ * endpoint that comes back is set to weight 1 again. UDP and SCTP destinations go at once, as do the
+ * destinations of a virtual service that goes.
+ *
  * Until all three have listed once, the source names no service and keeps every kernel service (nothing
  * is programmed from a partial view, and nothing is removed, as kube-proxy waits for its caches); then it
  * asks for one full reconcile. Afterwards kernel services nobody names are removed except those inside
  * ipvs.excludeCIDRs or of a family not proxied. Two Services claiming the same virtual service (say the
  * same externalIP and port): the one first in namespace/name order wins, the conflict is logged.
  */
-import { serviceKeyId, type DesiredService, type Family, type ServiceKey, type Timeouts } from '../ipvs/model';
+import { destinationId, serviceKeyId, type DesiredService, type Destination, type Family, type ServiceKey, type Timeouts } from '../ipvs/model';
 import type { DesiredTable, Source, SourceChanged, SourceLog } from '../sources/source';
 import type { ApiClient } from './client';
 import { Informer, type InformerEvent } from './informer';
@@ -40,6 +46,14 @@ export interface KubeSourceOptions {
   timeoutSeconds?: [number, number];
   backoff?: { initialMs: number; maxMs: number };
   idleMs?: number;
+  /** Graceful termination of TCP destinations (off when absent: removed destinations go at once). */
+  drain?: {
+    /** Connections (active + inactive) per destinationId of a virtual service, as the kernel counts them; null when it has none. */
+    connections: (key: ServiceKey) => Promise<ReadonlyMap<string, number> | null>;
+    maxSeconds: number;
+    /** Default 5000. */
+    checkMs?: number;
+  };
   /** Makes kube-ipvs0 hold these addresses (called when the set changes, one call at a time; retried at each poll after a failure). */
   applyAddresses?: (want: readonly string[]) => Promise<{ added: string[]; removed: string[] }>;
 }
@@ -60,6 +74,11 @@ export class KubernetesSource implements Source {
   /** serviceKeyId -> the Services naming it (namespace/name -> their version). */
   private readonly claims = new Map<string, Map<string, DesiredService>>();
   private readonly table = new Map<string, DesiredService>();
+  /** serviceKeyId -> destinationId -> a TCP destination draining at weight 0, and since when (ms). */
+  private readonly draining = new Map<string, Map<string, { dest: Destination; since: number }>>();
+  /** serviceKeyId -> the service as last wanted (without draining destinations). */
+  private readonly wanted = new Map<string, DesiredService>();
+  private drainTimer: NodeJS.Timeout | undefined;
   private ctx: TranslateContext;
   private addressesText = '';
   private started = false;
@@ -150,6 +169,7 @@ export class KubernetesSource implements Source {
     if (this.closed) return;
     this.closed = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.drainTimer) clearTimeout(this.drainTimer);
     void this.services.stop();
     void this.slices.stop();
     void this.node.stop();
@@ -331,6 +351,8 @@ export class KubernetesSource implements Source {
       if (!c || c.size === 0) {
         this.claims.delete(id);
         this.table.delete(id);
+        this.draining.delete(id);
+        this.wanted.delete(id);
         changed?.set(id, s.key);
       } else this.settle(id, c, changed);
     }
@@ -350,10 +372,78 @@ export class KubernetesSource implements Source {
     if (claims.size > 1) {
       this.opts.log.warning(`kubernetes: virtual service ${id} is claimed by Services ${[...claims.keys()].sort().join(', ')}; ${owner} has it`);
     }
+    this.publish(id, want, changed);
+  }
+
+  /** Puts the wanted service into the table, with the TCP destinations it dropped draining at weight 0. */
+  private publish(id: string, want: DesiredService, changed?: Map<string, ServiceKey>): void {
     const have = this.table.get(id);
-    if (have && JSON.stringify(have) === JSON.stringify(want)) return;
-    this.table.set(id, want);
+    const before = this.wanted.get(id);
+    this.wanted.set(id, want);
+    const wantIds = new Set(want.destinations.map((d) => destinationId(d)));
+    let drain = this.draining.get(id);
+    if (this.opts.drain && before && want.key.kind === 'addr' && want.key.protocol === 'tcp') {
+      for (const d of before.destinations) {
+        const did = destinationId(d);
+        if (wantIds.has(did) || drain?.has(did)) continue;
+        if (!drain) this.draining.set(id, (drain = new Map()));
+        drain.set(did, { dest: { ...d, weight: 0 }, since: Date.now() });
+      }
+    }
+    if (drain) {
+      for (const did of [...drain.keys()]) if (wantIds.has(did)) drain.delete(did);
+      if (drain.size === 0) this.draining.delete(id);
+      else this.scheduleDrainCheck();
+    }
+    const published = drain?.size ? { ...want, destinations: [...want.destinations, ...[...drain.values()].map((x) => x.dest)] } : want;
+    if (have && JSON.stringify(have) === JSON.stringify(published)) return;
+    this.table.set(id, published);
     changed?.set(id, want.key);
+  }
+
+  private scheduleDrainCheck(): void {
+    const drain = this.opts.drain;
+    if (!drain || this.drainTimer || this.closed) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = undefined;
+      void this.checkDraining().finally(() => {
+        if (this.draining.size > 0) this.scheduleDrainCheck();
+      });
+    }, drain.checkMs ?? 5000);
+    this.drainTimer.unref();
+  }
+
+  /** Ends the drains whose destination has no connection left, or that took longer than allowed. */
+  private async checkDraining(): Promise<void> {
+    const drain = this.opts.drain!;
+    const changed = new Map<string, ServiceKey>();
+    for (const [id, dests] of [...this.draining]) {
+      const svc = this.table.get(id);
+      if (!svc) continue;
+      let conns: ReadonlyMap<string, number> | null;
+      try {
+        conns = await drain.connections(svc.key);
+      } catch (e) {
+        this.opts.log.warning(`kubernetes: cannot read the connections of ${id}: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
+      const now = Date.now();
+      let ended = 0;
+      for (const [did, d] of [...dests]) {
+        const n = conns?.get(did) ?? 0;
+        const overdue = now - d.since > drain.maxSeconds * 1000;
+        if (n > 0 && !overdue) continue;
+        dests.delete(did);
+        ended++;
+        if (n > 0) this.opts.log.warning(`kubernetes: ${id}: ${did} still had ${n} connections after ${drain.maxSeconds} s of draining; removed`);
+      }
+      if (ended === 0) continue;
+      if (dests.size === 0) this.draining.delete(id);
+      const want = this.claims.get(id);
+      const owner = want && [...want.keys()].sort()[0];
+      if (owner) this.publish(id, want.get(owner)!, changed);
+    }
+    this.report(changed);
   }
 }
 

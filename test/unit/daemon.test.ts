@@ -188,7 +188,7 @@ describe('rule sets', () => {
 
   test('the kubernetes section: off by default, on with --kube-proxy-config; paths absolute, names checked', () => {
     const c = loadConfig({ env: {}, args: [] });
-    expect(c.kubernetes).toEqual({ enabled: false, kubeconfig: '', nodeName: '', proxyConfig: '', serviceProxyName: '' });
+    expect(c.kubernetes).toEqual({ enabled: false, kubeconfig: '', nodeName: '', proxyConfig: '', serviceProxyName: '', maxDrainSeconds: 600 });
     expect(kubernetesEnabled(c)).toBe(false);
     const { configArgs } = splitArgs(['--kube-proxy-config', '/var/lib/kube-proxy/config.conf', '--node-name', 'node-1', '--kubeconfig=/etc/k.conf']);
     const k = loadConfig({ env: {}, args: configArgs });

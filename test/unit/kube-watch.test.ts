@@ -25,6 +25,8 @@ import type { EndpointSlice, Node, Service } from '../../src/kube/types';
 import { serviceKeyId, type ServiceKey } from '../../src/ipvs/model';
 import { FakeApiserver } from './kube-fake-apiserver';
 
+jest.setTimeout(20_000);
+
 const SVC = '/api/v1/services';
 const EPS = '/apis/discovery.k8s.io/v1/endpointslices';
 const NODES = '/api/v1/nodes';
@@ -38,7 +40,7 @@ const client = (): ApiClient => {
   clients.push(c);
   return c;
 };
-const until = async (what: string, cond: () => boolean, ms = 5000): Promise<void> => {
+const until = async (what: string, cond: () => boolean, ms = 3000): Promise<void> => {
   const t0 = Date.now();
   while (!cond()) {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
@@ -247,6 +249,49 @@ describe('KubernetesSource', () => {
     await until('takeover', () => changes.length > 0);
     expect(changes[0]).toEqual(['tcp 10.96.0.10:80', 'tcp 203.0.113.7:80']);
     expect(src.current().services.get('tcp 203.0.113.7:80')!.destinations.map((d) => d.address)).toEqual(['10.244.1.2']);
+    src.close();
+  });
+});
+
+describe('graceful termination', () => {
+  const weights = (src: KubernetesSource, id: string) =>
+    src.current().services.get(id)?.destinations.map((d) => `${d.address}=${d.weight}`).sort();
+
+  test('a removed TCP destination drains at weight 0 until its connections end; one that comes back gets weight 1', async () => {
+    api.put(SVC, service('web', '10.96.0.10'));
+    api.put(EPS, slice('web', 'web-1', ['10.244.1.5', '10.244.1.6', '10.244.1.7']));
+    const conns = new Map([['10.244.1.6:8080', 3], ['10.244.1.7:8080', 1]]);
+    const asked: string[] = [];
+    const { src, changes } = source({
+      drain: { maxSeconds: 60, checkMs: 30, connections: async (k) => (asked.push(serviceKeyId(k)), conns) },
+    });
+    await src.read();
+    api.put(EPS, slice('web', 'web-1', ['10.244.1.5']));
+    await until('the change', () => changes.length > 0);
+    expect(weights(src, 'tcp 10.96.0.10:80')).toEqual(['10.244.1.5=1', '10.244.1.6=0', '10.244.1.7=0']);
+    await until('a drain check', () => asked.length >= 2);
+    expect(weights(src, 'tcp 10.96.0.10:80')).toEqual(['10.244.1.5=1', '10.244.1.6=0', '10.244.1.7=0']);
+    conns.set('10.244.1.6:8080', 0);
+    await until('6 gone', () => weights(src, 'tcp 10.96.0.10:80')!.length === 2);
+    expect(weights(src, 'tcp 10.96.0.10:80')).toEqual(['10.244.1.5=1', '10.244.1.7=0']);
+    expect(changes.at(-1)).toEqual(['tcp 10.96.0.10:80']);
+    api.put(EPS, slice('web', 'web-1', ['10.244.1.5', '10.244.1.7']));
+    await until('7 back', () => weights(src, 'tcp 10.96.0.10:80')!.includes('10.244.1.7=1'));
+    expect(weights(src, 'tcp 10.96.0.10:80')).toEqual(['10.244.1.5=1', '10.244.1.7=1']);
+    src.close();
+  });
+
+  test('draining ends after maxSeconds even with connections; UDP destinations go at once', async () => {
+    api.put(SVC, service('web', '10.96.0.10', { ports: [{ name: 'http', protocol: 'TCP', port: 80 }, { name: 'dns', protocol: 'UDP', port: 53 }] }));
+    const both = (ips: string[]): EndpointSlice => ({ ...slice('web', 'web-1', ips), ports: [{ name: 'http', protocol: 'TCP', port: 8080 }, { name: 'dns', protocol: 'UDP', port: 5353 }] });
+    api.put(EPS, both(['10.244.1.5', '10.244.1.6']));
+    const { src, logs } = source({ drain: { maxSeconds: 0.2, checkMs: 30, connections: async () => new Map([['10.244.1.6:8080', 5]]) } });
+    await src.read();
+    api.put(EPS, both(['10.244.1.5']));
+    await until('udp change', () => weights(src, 'udp 10.96.0.10:53')!.length === 1);
+    expect(weights(src, 'tcp 10.96.0.10:80')).toEqual(['10.244.1.5=1', '10.244.1.6=0']);
+    await until('overdue', () => weights(src, 'tcp 10.96.0.10:80')!.length === 1, 3000);
+    expect(logs.some((l) => l.includes('tcp 10.96.0.10:80: 10.244.1.6:8080 still had 5 connections after 0.2 s of draining; removed'))).toBe(true);
     src.close();
   });
 });
