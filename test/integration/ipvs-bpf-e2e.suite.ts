@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { FlowResult, LongResult } from './vm/ipvs-bpf-traffic';
-import { patchedIpvsModules } from '../lab/patched-modules';
+import { dkmsIpvsModules, patchedIpvsModules } from '../lab/patched-modules';
 import { runInVm, type LabKernelSeries } from '../lab/vm';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -26,8 +26,9 @@ const SMOKE_CHECKS = 39;
 /** The daemon's SNAT addresses (ipvs-bpf-e2e.sh): TOPO_SNAT and SNAT2. */
 const SNAT = ['10.9.0.1', '10.9.0.2'];
 
-/** The whole suite, booting the lab kernel of the given series. */
-export function e2eSuite(kernel: LabKernelSeries): void {
+/** The whole suite, booting the lab kernel of the given series with the patched modules as kernel-patch/build.sh
+ * builds them, or (modules 'dkms') as DKMS builds them from the same tree (kernel-patch/dkms.sh). */
+export function e2eSuite(kernel: LabKernelSeries, modules: 'build' | 'dkms' = 'build'): void {
   // ~5 min on a quiet machine; the shared 2-core host under load (5 engineers' VMs) has taken 15.
   jest.setTimeout(25 * 60 * 1000);
 
@@ -87,7 +88,7 @@ export function e2eSuite(kernel: LabKernelSeries): void {
     const r = await runInVm({
       kernel,
       script: 'bash test/integration/vm/ipvs-bpf-e2e.sh',
-      extraModules: await patchedIpvsModules(kernel),
+      extraModules: modules === 'dkms' ? await dkmsIpvsModules(kernel) : await patchedIpvsModules(kernel),
       env: { E2E_FLOWS: String(N), E2E_SMOKE_CTL: ctl, E2E_EDGE_PEER: edgePeer },
       timeoutMs: 20 * 60 * 1000,
     });
@@ -100,7 +101,7 @@ export function e2eSuite(kernel: LabKernelSeries): void {
         if (eq > 0) kv.set(line.slice(0, eq), line.slice(eq + 1));
       }
     }
-    process.stdout.write(`ipvs-bpf-e2e (${kernel}): VM ${Math.round(r.durationMs / 1000)} s (boot ${Math.round((r.timing?.bootToPayloadMs ?? 0) / 1000)} s), exit ${r.exitCode}, out ${outDir}\n`);
+    process.stdout.write(`ipvs-bpf-e2e (${kernel}, ${modules} modules): VM ${Math.round(r.durationMs / 1000)} s (boot ${Math.round((r.timing?.bootToPayloadMs ?? 0) / 1000)} s), exit ${r.exitCode}, out ${outDir}\n`);
     if (r.exitCode !== 0) throw new Error(`VM payload failed (exit ${r.exitCode}${r.error ? `, ${r.error}` : ''}); results so far:\n${[...kv].map(([k, v]) => `${k}=${v}`).join('\n').slice(-3000)}\nconsole tail:\n${consoleTail}`);
   });
 
