@@ -87,8 +87,8 @@ until m=$(http_get 10249 /metrics 2>/dev/null) && synced "$m" "${KUBE_FAMILIES:-
   fi
   sleep 1
 done
-wait_ipvs_stable
 t_synced=$(now)
+wait_ipvs_stable
 record_tables kube-proxy
 ipset list -n | sort >"$out/kube-proxy.ipsets"
 for s in net.ipv4.vs.conntrack net.ipv4.vs.expire_nodest_conn net.ipv4.vs.expire_quiescent_template \
