@@ -53,6 +53,29 @@ if [ -s "$run/extra-modules" ]; then
   done
 fi
 
+# The user-network device (only when the run has guest forwards: net.conf): found by its MAC (udev may have
+# renamed it in systemd mode), named LAB_NET_IF, given LAB_NET_ADDR; exported to the payload.
+if [ -s "$run/net.conf" ]; then
+  # shellcheck disable=SC1091
+  . "$run/net.conf"   # LAB_NET_IF LAB_NET_MAC LAB_NET_ADDR
+  modprobe virtio_net 2>/dev/null || true   # built in on 6.12
+  dev=
+  for i in $(seq 50); do
+    for a in /sys/class/net/*/address; do
+      [ "$(cat "$a" 2>/dev/null)" = "$LAB_NET_MAC" ] && dev=$(basename "$(dirname "$a")")
+    done
+    [ -n "$dev" ] && break
+    sleep 0.1
+  done
+  [ -n "$dev" ] || setup_failed "no network device with MAC $LAB_NET_MAC (virtio_net)"
+  if [ "$dev" != "$LAB_NET_IF" ]; then
+    ip link set dev "$dev" down && ip link set dev "$dev" name "$LAB_NET_IF" || setup_failed "cannot rename $dev to $LAB_NET_IF"
+  fi
+  ip addr add "$LAB_NET_ADDR" dev "$LAB_NET_IF" && ip link set dev "$LAB_NET_IF" up ||
+    setup_failed "cannot configure $LAB_NET_IF ($LAB_NET_ADDR)"
+  export LAB_NET_IF LAB_NET_ADDR
+fi
+
 set -a
 # shellcheck disable=SC1091
 . "$run/env.sh"

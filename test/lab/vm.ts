@@ -31,7 +31,25 @@ export interface LabVmOptions {
   onConsole?: (chunk: string) => void;
   /** The Debian kernel series to boot (scripts/lab-kernel.sh); default: $LAB_KERNEL, else 6.1. */
   kernel?: LabKernelSeries;
+  /** TCP services of the host the VM may reach. Without any, the VM has no network device. With them it gets
+   * one (LAB_NET_IF, address LAB_NET_ADDR, on qemu's user network 10.0.2.0/24 with `restrict=on`: no route
+   * out, nothing of the host reachable but these), and each guest connection to guestAddress:guestPort is
+   * piped by a `socat` qemu starts to hostAddress:hostPort. */
+  guestForwards?: GuestForward[];
 }
+
+/** A TCP address in the VM's user network that leads to a service on the host (see LabVmOptions). */
+export interface GuestForward {
+  /** An address of 10.0.2.0/24 other than the gateway (.2), DNS (.3) and the guest's own (.15). */
+  guestAddress: string;
+  guestPort: number;
+  /** Default 127.0.0.1. */
+  hostAddress?: string;
+  hostPort: number;
+}
+
+/** The VM's side of its user network, when it has one (guestForwards). */
+export const LAB_NET = { ifname: 'eth0', address: '10.0.2.15', prefix: 24, mac: '52:54:00:12:34:56' } as const;
 
 /** What scripts/lab-kernel.sh resolves: 6.1 follows linux-image-amd64, 6.12 linux-image-6.12-amd64. */
 export type LabKernelSeries = '6.1' | '6.12';
@@ -256,10 +274,34 @@ function validate(opts: LabVmOptions): void {
   for (const name of Object.keys(opts.env ?? {})) {
     if (!ENV_NAME.test(name)) throw new Error(`lab VM: env name ${JSON.stringify(name)} is not a shell identifier`);
   }
+  for (const f of opts.guestForwards ?? []) {
+    const m = /^10\.0\.2\.(\d{1,3})$/.exec(f.guestAddress);
+    if (!m || +m[1] > 254 || ['2', '3', '15', '0'].includes(m[1])) {
+      throw new Error(`lab VM: guest forward address ${f.guestAddress} is not a free address of 10.0.2.0/24 (.2, .3 and .15 are taken)`);
+    }
+    const host = f.hostAddress ?? '127.0.0.1';
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) throw new Error(`lab VM: guest forward host address ${host} is not an IPv4 address`);
+    for (const [what, port] of [['guest port', f.guestPort], ['host port', f.hostPort]] as const) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`lab VM: guest forward ${what} ${port} is not a TCP port`);
+    }
+  }
+  const fwdKeys = (opts.guestForwards ?? []).map((f) => `${f.guestAddress}:${f.guestPort}`);
+  const dup = fwdKeys.find((k, i) => fwdKeys.indexOf(k) !== i);
+  if (dup) throw new Error(`lab VM: guest forward ${dup} is given twice`);
   for (const ko of opts.extraModules ?? []) {
     if (!path.isAbsolute(ko) || !ko.endsWith('.ko')) throw new Error(`lab VM: extra module ${ko} is not an absolute path to a .ko`);
     if (!existsSync(ko)) throw new Error(`lab VM: extra module ${ko} does not exist`);
   }
+}
+
+/** qemu's user network (slirp) with restrict=on, IPv6 off (no router advertisements: the guest's addresses
+ * are only those its payload adds) and one guestfwd per forward; qemu runs the cmd: per connection. */
+function netdevArgs(forwards: GuestForward[]): string[] {
+  const fwd = forwards.map((f) => `,guestfwd=tcp:${f.guestAddress}:${f.guestPort}-cmd:socat - TCP:${f.hostAddress ?? '127.0.0.1'}:${f.hostPort}`);
+  return [
+    '-netdev', `user,id=labnet,net=10.0.2.0/24,restrict=on,ipv6=off${fwd.join('')}`,
+    '-device', `virtio-net-pci,netdev=labnet,mac=${LAB_NET.mac}`,
+  ];
 }
 
 /** qemu processes still running, killed if this process exits first. */
@@ -296,6 +338,12 @@ export async function runInVm(opts: LabVmOptions): Promise<LabVmResult> {
   }));
   await fs.writeFile(path.join(runDir, 'payload.sh'), opts.script);
   if (opts.extraModules?.length) await fs.writeFile(path.join(runDir, 'extra-modules'), opts.extraModules.join('\n') + '\n');
+  const forwards = opts.guestForwards ?? [];
+  if (forwards.length) {
+    await fs.writeFile(path.join(runDir, 'net.conf'), Object.entries({
+      LAB_NET_IF: LAB_NET.ifname, LAB_NET_MAC: LAB_NET.mac, LAB_NET_ADDR: `${LAB_NET.address}/${LAB_NET.prefix}`,
+    }).map(([k, v]) => `${k}=${shellQuote(v)}\n`).join(''));
+  }
 
   // no_timer_check: under TCG on a busy host the kernel's IO-APIC timer check can fail spuriously.
   const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check'];
@@ -308,6 +356,7 @@ export async function runInVm(opts: LabVmOptions): Promise<LabVmResult> {
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${runDir},mount_tag=labrun,security_model=none,multidevs=remap`,
   ];
+  if (forwards.length) args.push(...netdevArgs(forwards));
 
   const slot = await acquireSlot(VM_SLOTS, '/run/lock', () => process.stderr.write(
     `lab VM: ${VM_SLOTS} VMs are running on this machine (LAB_VM_SLOTS); waiting for one to end\n`));

@@ -11,7 +11,7 @@ import { scanScriptSource, scanShell, shellFunctions, type ScanResult } from './
 const ROOT = path.resolve(__dirname, '../..');
 const MANIFEST = 'scripts/commands.tsv';
 /** Package column values that are not Debian packages: see the manifest's header. */
-const NOT_DEBIAN = new Set(['npm', 'node']);
+const NOT_DEBIAN = new Set(['npm', 'node', 'go']);
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.git', 'build', 'coverage']);
 /** The scanner and its tests: their strings are fixtures, not commands the project runs. */
 const SKIP_FILES = new Set(['test/unit/command-scan.ts', 'test/unit/command-scan.test.ts']);
