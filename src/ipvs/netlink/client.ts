@@ -2,9 +2,11 @@
  * IpvsClient: reads and changes the kernel's IPVS tables over generic netlink (family "IPVS").
  *
  * Reads: services are dumped in one pass; the kernel dumps destinations only per service
- * (IPVS_CMD_GET_DEST needs one), and a netlink socket runs one dump at a time, so destination lists are
- * dumped over a small pool of sockets working in parallel, each chaining its next dump as soon as the
- * previous one is done.
+ * (IPVS_CMD_GET_DEST needs one), so a table of N services is N + 1 dumps. services() hands them all to the
+ * netlink addon (bulk.ts), which runs them one after the other off the event loop and returns the bytes
+ * for decoding here; without the addon (or with bulkReads: false), destination lists are dumped over a
+ * small pool of sockets working in parallel, each chaining its next dump as soon as the previous one is
+ * done (a netlink socket runs one dump at a time).
  *
  * Writes: apply() packs many requests into each sendmsg, each with its own seq; the kernel runs them in
  * order. Only the last of a batch asks for an ACK: the kernel answers the others only to refuse them, so a
@@ -43,6 +45,7 @@ import {
 } from './attributes';
 import type { OpOutcome } from './batch';
 import { NetlinkChannel, NetlinkStatusError, type ChannelOptions } from './channel';
+import { isBulkDumpFailure, netlinkAddon } from './bulk';
 import { decodeDestMessage } from './dumpdecode';
 import {
   decodeDaemon,
@@ -59,12 +62,24 @@ import {
   IPVS_GENL_NAME,
   IPVS_GENL_VERSION,
   IpvsCmd,
+  NETLINK_GENERIC,
+  NLMSG_DONE,
+  NLMSG_ERROR,
   NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
+  GENL_HDRLEN,
   type IpvsCmdNumber,
 } from './constants';
-import { encodeGenlMessage, genlAttrStart, type NetlinkMessage } from './message';
+import {
+  encodeGenlMessage,
+  forEachMessage,
+  genlAttrStart,
+  genlMessageSize,
+  payloadErrno,
+  writeGenlMessage,
+  type NetlinkMessage,
+} from './message';
 import { pipelineRequests } from './pipeline';
 import { decodeAttrs } from './tlv';
 
@@ -80,6 +95,11 @@ export interface IpvsClientOptions extends ChannelOptions {
   dumpReadBufferSize?: number;
   /** Upper bound on requests per sendmsg in apply() (default 4096; buffer sizes usually bind first). */
   maxBatchOps?: number;
+  /**
+   * Table reads through the netlink addon (bulk.ts) when it is built (default true); false reads through
+   * the dump-socket pool.
+   */
+  bulkReads?: boolean;
 }
 
 /** What a read of the service table includes. */
@@ -194,6 +214,7 @@ export class IpvsClient {
   /** Every service with its destinations, in the kernel's table order. */
   async services(opts: ReadOptions = {}): Promise<ServiceState[]> {
     const counters = opts.counters ?? true;
+    if (this.opts.bulkReads !== false && netlinkAddon()) return this.bulkServices(counters);
     const list: ServiceState[] = [];
     const keys: ServiceRecord[] = [];
     const pool = this.dumpPool(1);
@@ -204,6 +225,80 @@ export class IpvsClient {
     }, counters ? CMD_DUMP_ATTRS : CMD_NO_COUNTER_ATTRS);
     await this.fillDestinations(list, keys, counters);
     return list;
+  }
+
+  /**
+   * services() through the addon: the service dump, then every destination dump in one bulk call (one
+   * request at a time on the addon's socket, as ipvsadm reads), decoded here.
+   */
+  private async bulkServices(counters: boolean): Promise<ServiceState[]> {
+    const list: ServiceState[] = [];
+    const keys: ServiceRecord[] = [];
+    const table = counters ? CMD_DUMP_ATTRS : CMD_NO_COUNTER_ATTRS;
+    const services = await this.bulkDumps('get-services', [{ cmd: IpvsCmd.GET_SERVICE, attrs: {} }]);
+    this.walkAnswers('get-services', services, 1, (_i, buf, at, end) => {
+      let rec: CmdRecord = decodeAttrs<TableShape>(table, buf, at, end) as CmdRecord;
+      if (counters && rec.service && !rec.service.stats64) rec = decodeAttrs(CMD_ATTRS, buf, at, end); // before 4.1
+      if (!rec.service) return;
+      list.push(decodeService(rec.service));
+      keys.push(identifyingAttrs(rec.service));
+    });
+    if (list.length === 0) return list;
+    const dests = await this.bulkDumps('get-dests', keys.map((key) => ({ cmd: IpvsCmd.GET_DEST, attrs: { service: key } })));
+    const opts = { counters };
+    this.walkAnswers('get-dests', dests, list.length, (i, buf, at, end) => {
+      const svc = list[i];
+      const d = decodeDestMessage(buf, at, end, svc.key.family, opts);
+      if (d) svc.destinations.push(d);
+    });
+    return list;
+  }
+
+  /** Dump requests with seqs 1..n, answered by the addon; resolves to every answer's bytes. */
+  private async bulkDumps(command: IpvsCommandName, reqs: readonly { cmd: IpvsCmdNumber; attrs: CmdRecord }[]): Promise<Buffer> {
+    const addon = netlinkAddon();
+    if (!addon) throw new IpvsProtocolError(command, 'the netlink addon is not built');
+    let size = 0;
+    for (const r of reqs) size += genlMessageSize(CMD_ATTRS, r.attrs);
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    reqs.forEach((r, i) => {
+      const h = { family: this.familyId, flags: NLM_F_REQUEST | NLM_F_DUMP, seq: i + 1, cmd: r.cmd, version: IPVS_GENL_VERSION };
+      off = writeGenlMessage(buf, off, h, CMD_ATTRS, r.attrs);
+    });
+    try {
+      return await addon.dumps(NETLINK_GENERIC, buf, { recvBufferSize: 1 << 20, timeoutMs: this.main.timeoutMs });
+    } catch (e) {
+      if (!isBulkDumpFailure(e)) throw e;
+      const lost = e.errno === E.ETIMEDOUT;
+      throw new IpvsError(command, e.errno, undefined, lost ? `${new IpvsError(command, e.errno).message} (${e.message})` : undefined);
+    }
+  }
+
+  /**
+   * Hands each IPVS message of a bulk answer to `each` with its request's index (seq - 1) and attribute
+   * span; a refused dump throws the command's IpvsError.
+   */
+  private walkAnswers(
+    command: IpvsCommandName,
+    answers: Buffer,
+    count: number,
+    each: (i: number, buf: Buffer, attrStart: number, end: number) => void,
+  ): void {
+    const family = this.familyId;
+    try {
+      forEachMessage(answers, (type, seq, payload, end) => {
+        const i = seq - 1;
+        if (i < 0 || i >= count) return;
+        if (type === family) each(i, answers, payload + GENL_HDRLEN, end);
+        else if (type === NLMSG_ERROR || type === NLMSG_DONE) {
+          const errno = payloadErrno(type, answers, payload, end);
+          if (errno !== 0) throw new IpvsError(command, errno);
+        }
+      });
+    } catch (e) {
+      throw ipvsError(command, e);
+    }
   }
 
   /** One service with its destinations, or null when the kernel has no such service. */

@@ -29,7 +29,14 @@ import {
   NLMSG_ERROR,
   NLM_F_MULTI,
 } from '../../../src/ipvs/netlink/constants';
-import { genlAttrStart, genlCommand, genlMessageSize, parseMessages, writeGenlMessage } from '../../../src/ipvs/netlink/message';
+import {
+  genlAttrStart,
+  genlCommand,
+  genlMessageSize,
+  parseMessages,
+  writeGenlMessage,
+  type NetlinkMessage,
+} from '../../../src/ipvs/netlink/message';
 import { decodeAttrs } from '../../../src/ipvs/netlink/tlv';
 
 const FAMILY_ID = 0x1d;
@@ -67,7 +74,11 @@ export function setFakeTable(t: FakeTable): void {
     destAnswers.push(dumpDatagrams(0, IpvsCmd.GET_DEST, recs));
   }
   serviceAnswer = dumpDatagrams(0, IpvsCmd.GET_SERVICE, svcs);
+  bulkDestAnswer = Buffer.concat(destAnswers.flatMap((a, s) => withSeq(a, s + 1)));
 }
+
+/** What the bulk read asks for the whole table (GET_DEST of every service, seqs 1..N), answered in advance. */
+let bulkDestAnswer = Buffer.alloc(0);
 
 function withSeq(bufs: readonly Buffer[], seq: number): Buffer[] {
   return bufs.map((b) => {
@@ -153,6 +164,34 @@ function reply<S extends TableShape>(seq: number, family: number, cmd: number, t
   return [buf, control(NLMSG_ERROR, 0x100, seq, 0)];
 }
 
+/** The datagrams that answer one request message (seq patched in). */
+function answer(m: NetlinkMessage): Buffer[] {
+  if (m.type === GENL_ID_CTRL) return reply(m.seq, GENL_ID_CTRL, 1, CTRL_ATTRS, { familyId: FAMILY_ID, familyName: 'IPVS' });
+  const cmd = genlCommand(m);
+  if (cmd === IpvsCmd.GET_INFO) return reply(m.seq, FAMILY_ID, cmd, INFO_ATTRS, { version: 0x10201, connTabSize: 4096 });
+  if (cmd === IpvsCmd.GET_SERVICE) return withSeq(serviceAnswer, m.seq);
+  if (cmd === IpvsCmd.GET_DEST) {
+    const rec = decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end);
+    const s = (rec.service!.addr!.readUInt32BE(0) - VIP_BASE - 1) >>> 0;
+    return withSeq(destAnswers[s] ?? [control(NLMSG_DONE, NLM_F_MULTI, 0, 0)], m.seq);
+  }
+  return [control(NLMSG_ERROR, 0x100, m.seq, 95)];
+}
+
+/** A stand-in for native/ipvs_netlink_addon.cc: every answer, concatenated, on a later turn. */
+export const fakeNetlinkAddon = {
+  dumps(_protocol: number, requests: Buffer): Promise<Buffer> {
+    const msgs = parseMessages(requests);
+    let out: Buffer;
+    if (msgs.length === table.services && msgs.every((m, i) => m.seq === i + 1 && genlCommand(m) === IpvsCmd.GET_DEST)) {
+      out = Buffer.from(bulkDestAnswer); // one copy, as the addon hands over one buffer
+    } else {
+      out = Buffer.concat(msgs.flatMap((m) => answer(m)));
+    }
+    return new Promise((resolve) => setImmediate(() => resolve(out)));
+  },
+};
+
 export class FakeRawNetlinkSocket extends EventEmitter {
   private readonly queue: Buffer[] = [];
   private scheduled = false;
@@ -174,24 +213,7 @@ export class FakeRawNetlinkSocket extends EventEmitter {
   }
 
   send(buf: Buffer, _o: unknown, cb: (err?: Error) => void): void {
-    for (const m of parseMessages(buf)) {
-      if (m.type === GENL_ID_CTRL) {
-        this.push(reply(m.seq, GENL_ID_CTRL, 1, CTRL_ATTRS, { familyId: FAMILY_ID, familyName: 'IPVS' }));
-        continue;
-      }
-      const cmd = genlCommand(m);
-      if (cmd === IpvsCmd.GET_INFO) {
-        this.push(reply(m.seq, FAMILY_ID, cmd, INFO_ATTRS, { version: 0x10201, connTabSize: 4096 }));
-      } else if (cmd === IpvsCmd.GET_SERVICE) {
-        this.push(withSeq(serviceAnswer, m.seq));
-      } else if (cmd === IpvsCmd.GET_DEST) {
-        const rec = decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end);
-        const s = (rec.service!.addr!.readUInt32BE(0) - VIP_BASE - 1) >>> 0;
-        this.push(withSeq(destAnswers[s] ?? [control(NLMSG_DONE, NLM_F_MULTI, 0, 0)], m.seq));
-      } else {
-        this.push([control(NLMSG_ERROR, 0x100, m.seq, 95)]);
-      }
-    }
+    for (const m of parseMessages(buf)) this.push(answer(m));
     // The addon completes a send from a zero timer (the next loop turn).
     setTimeout(() => cb(), 0);
   }

@@ -5,12 +5,13 @@
  * JSON line with the wall time of each run. LIST_PROFILE=file.cpuprofile profiles the first run only (not
  * the stand-in's set-up).
  *
- *   node dist/test/bench/host/list-replay.js [services=10000] [servers=10] [runs=3] [args=-Sn]
+ *   [LIST_MODE=pool] node dist/test/bench/host/list-replay.js [services=10000] [servers=10] [runs=3] [args=-Sn]
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import Module from 'node:module';
-import { FakeRawNetlinkSocket, setFakeTable } from './fake-ipvs-socket';
+import { setNetlinkAddonForTest } from '../../../src/ipvs/netlink/bulk';
+import { FakeRawNetlinkSocket, fakeNetlinkAddon, setFakeTable } from './fake-ipvs-socket';
 import { benchRules } from '../ipvs-rules';
 
 type Loader = (request: string, parent: unknown, isMain: boolean) => unknown;
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
   const runs = Number(process.argv[4] ?? 3);
   const args = (process.argv[5] ?? '-Sn').split(' ');
   setFakeTable({ services, servers });
+  // LIST_MODE=pool: the dump-socket pool; default: bulk reads through (a stand-in for) the addon.
+  setNetlinkAddonForTest(process.env.LIST_MODE === 'pool' ? null : fakeNetlinkAddon);
   let t0 = process.hrtime.bigint();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const cli = require('../../../src/cli/ipvs-bpfctl') as typeof import('../../../src/cli/ipvs-bpfctl');
@@ -66,7 +69,7 @@ async function main(): Promise<void> {
     if (code !== 0) throw new Error(`exit ${code}`);
     if (expected !== undefined && text !== expected) throw new Error('-Sn output differs from the rule file');
   }
-  process.stdout.write(JSON.stringify({ services, servers, args: args.join(' '), requireMs, ms, cpuMs, bytes }) + '\n');
+  process.stdout.write(JSON.stringify({ mode: process.env.LIST_MODE ?? 'bulk', services, servers, args: args.join(' '), requireMs, ms, cpuMs, bytes }) + '\n');
 }
 
 main().catch((e: unknown) => {
