@@ -263,6 +263,7 @@ test('a 300 x 10 table: apply splits it into batches, the bulk read and the sock
   expect(b.listedServices).toBe(300);
   expect(b.listedDests).toBe(3000);
   expect(b.bulkAddon).toBe(true);
+  expect(b.streamedAgrees).toBe(true);
   expect(b.poolVariantsAgree).toBe(true);
   expect(b.saveIdentical).toBe(true);
   expect(b.ipvsadmSaveLines).toBe(3300);

@@ -24,6 +24,7 @@ import {
 import type {
   Destination,
   DestinationRef,
+  DestinationState,
   IpvsInfo,
   IpvsOp,
   Service,
@@ -228,10 +229,73 @@ export class IpvsClient {
   }
 
   /**
-   * services() through the addon: the service dump, then every destination dump in one bulk call (one
-   * request at a time on the addon's socket, as ipvsadm reads), decoded here.
+   * The table as services() reads it, handed over one service at a time: `order` sees every service (without
+   * its destinations) and returns them in the order wanted; then `each` gets each one in that order, with its
+   * destinations, once they are read. The client keeps none of them, so a listing of 100k real servers can
+   * print and drop them as it goes instead of holding them all. A failed read throws before the first `each`.
    */
+  async eachService(
+    opts: ReadOptions & { order?: (services: readonly ServiceState[]) => readonly ServiceState[] },
+    each: (svc: ServiceState) => void,
+  ): Promise<void> {
+    const counters = opts.counters ?? true;
+    const order = opts.order ?? ((l: readonly ServiceState[]) => l);
+    if (this.opts.bulkReads === false || !netlinkAddon()) {
+      for (const s of order(await this.services({ counters }))) each(s);
+      return;
+    }
+    const { list, keys } = await this.bulkServiceList(counters);
+    const index = new Map<ServiceState, number>(list.map((s, i) => [s, i]));
+    const ordered = order(list);
+    const orderedKeys = ordered.map((s) => {
+      const i = index.get(s);
+      if (i === undefined) throw new TypeError('eachService: order() returned a service it was not given');
+      return keys[i];
+    });
+    index.clear();
+    if (ordered.length === 0) return;
+    const answers = await this.bulkDumps('get-dests', orderedKeys.map((key) => ({ cmd: IpvsCmd.GET_DEST, attrs: { service: key } })));
+    this.walkAnswers('get-dests', answers, ordered.length, () => undefined); // refusals throw before any output
+    const decode = { counters };
+    let dests: DestinationState[] = [];
+    let failure: { error: unknown } | undefined; // from `each`: passed on as it is, after the walk
+    this.walkAnswers(
+      'get-dests',
+      answers,
+      ordered.length,
+      (i, buf, at, end) => {
+        const d = decodeDestMessage(buf, at, end, ordered[i].key.family, decode);
+        if (d) dests.push(d);
+      },
+      (i) => {
+        if (failure) return;
+        try {
+          each({ ...ordered[i], destinations: dests });
+        } catch (error) {
+          failure = { error };
+        }
+        dests = [];
+      },
+    );
+    if (failure) throw failure.error;
+  }
+
+  /** services() through the addon: the service dump, then every destination dump in one bulk call. */
   private async bulkServices(counters: boolean): Promise<ServiceState[]> {
+    const { list, keys } = await this.bulkServiceList(counters);
+    if (list.length === 0) return list;
+    const dests = await this.bulkDumps('get-dests', keys.map((key) => ({ cmd: IpvsCmd.GET_DEST, attrs: { service: key } })));
+    const opts = { counters };
+    this.walkAnswers('get-dests', dests, list.length, (i, buf, at, end) => {
+      const svc = list[i];
+      const d = decodeDestMessage(buf, at, end, svc.key.family, opts);
+      if (d) svc.destinations.push(d);
+    });
+    return list;
+  }
+
+  /** The service dump through the addon: the services (no destinations yet) and their identifying attributes. */
+  private async bulkServiceList(counters: boolean): Promise<{ list: ServiceState[]; keys: ServiceRecord[] }> {
     const list: ServiceState[] = [];
     const keys: ServiceRecord[] = [];
     const table = counters ? CMD_DUMP_ATTRS : CMD_NO_COUNTER_ATTRS;
@@ -243,15 +307,7 @@ export class IpvsClient {
       list.push(decodeService(rec.service));
       keys.push(identifyingAttrs(rec.service));
     });
-    if (list.length === 0) return list;
-    const dests = await this.bulkDumps('get-dests', keys.map((key) => ({ cmd: IpvsCmd.GET_DEST, attrs: { service: key } })));
-    const opts = { counters };
-    this.walkAnswers('get-dests', dests, list.length, (i, buf, at, end) => {
-      const svc = list[i];
-      const d = decodeDestMessage(buf, at, end, svc.key.family, opts);
-      if (d) svc.destinations.push(d);
-    });
-    return list;
+    return { list, keys };
   }
 
   /** Dump requests with seqs 1..n, answered by the addon; resolves to every answer's bytes. */
@@ -277,13 +333,14 @@ export class IpvsClient {
 
   /**
    * Hands each IPVS message of a bulk answer to `each` with its request's index (seq - 1) and attribute
-   * span; a refused dump throws the command's IpvsError.
+   * span, and each request's successful end to `done`; a refused dump throws the command's IpvsError.
    */
   private walkAnswers(
     command: IpvsCommandName,
     answers: Buffer,
     count: number,
     each: (i: number, buf: Buffer, attrStart: number, end: number) => void,
+    done?: (i: number) => void,
   ): void {
     const family = this.familyId;
     try {
@@ -294,6 +351,7 @@ export class IpvsClient {
         else if (type === NLMSG_ERROR || type === NLMSG_DONE) {
           const errno = payloadErrno(type, answers, payload, end);
           if (errno !== 0) throw new IpvsError(command, errno);
+          done?.(i);
         }
       });
     } catch (e) {

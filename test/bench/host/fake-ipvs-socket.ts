@@ -184,7 +184,8 @@ export const fakeNetlinkAddon = {
     const msgs = parseMessages(requests);
     let out: Buffer;
     if (msgs.length === table.services && msgs.every((m, i) => m.seq === i + 1 && genlCommand(m) === IpvsCmd.GET_DEST)) {
-      out = Buffer.from(bulkDestAnswer); // one copy, as the addon hands over one buffer
+      out = Buffer.allocUnsafe(bulkDestAnswer.length); // one copy, as the addon hands over one buffer
+      bulkDestAnswer.copy(out);
     } else {
       out = Buffer.concat(msgs.flatMap((m) => answer(m)));
     }

@@ -242,6 +242,8 @@ export interface LargeTableFigures {
   listedDests: number;
   /** The netlink addon was built and loaded (the default read is the bulk one). */
   bulkAddon: boolean;
+  /** eachService (sorted as ipvsadm sorts) hands over the same services and real servers as services(). */
+  streamedAgrees: boolean;
   /** The bulk read (the addon) and a pool of 64 dump sockets with 16 KiB reads list the same table. */
   poolVariantsAgree: boolean;
   /** Our -Sn text of the listing equals ipvsadm -Sn. */

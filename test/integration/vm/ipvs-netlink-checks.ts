@@ -15,6 +15,7 @@ import type { IpvsOp, ServiceKey, ServiceState } from '../../../src/ipvs/model';
 import { IpvsClient, type ApplyResult } from '../../../src/ipvs/netlink';
 import { netlinkAddon } from '../../../src/ipvs/netlink/bulk';
 import { formatSave } from '../../../src/ipvs/rules/format';
+import { sortServices } from '../../../src/ipvs/rules/sort';
 import {
   CREATE_CASES,
   IPVSADM_RULES,
@@ -319,6 +320,8 @@ async function largeTable(c: IpvsClient, n: number, perService: number): Promise
   } finally {
     pooled.close();
   }
+  const streamed: ServiceState[] = [];
+  await c.eachService({ counters: false, order: (l) => sortServices(l) }, (svc) => streamed.push(svc));
   const save = run('ipvsadm -Sn');
   const figures: LargeTableFigures = {
     services: n,
@@ -329,6 +332,7 @@ async function largeTable(c: IpvsClient, n: number, perService: number): Promise
     listedServices: listed.length,
     listedDests: listed.reduce((s, x) => s + x.destinations.length, 0),
     bulkAddon: netlinkAddon() !== null,
+    streamedAgrees: JSON.stringify(streamed.map(withoutState)) === JSON.stringify(sortServices(other).map(withoutState)),
     poolVariantsAgree: JSON.stringify(listed.map(withoutState)) === JSON.stringify(other.map(withoutState)),
     saveIdentical: formatSave(other, { numeric: true }) === save.stdout,
     ipvsadmSaveLines: save.stdout.split('\n').length - 1,
