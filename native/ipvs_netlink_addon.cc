@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 // A netlink dump runner for table reads: sends generic-netlink dump requests one after the other on a
 // socket of its own, each as soon as the previous one's answer has ended (NLMSG_DONE or NLMSG_ERROR),
-// and returns every byte received, in order, as one Buffer. It runs on a libuv worker thread (the
-// caller's event loop keeps running) and knows nothing of IPVS: the caller builds the requests and
-// decodes the answers (src/ipvs/netlink/bulk.ts). This is ipvsadm's read pattern without a JavaScript
-// callback, promise and buffer per datagram, which cost most of a 10,000-service listing.
+// and hands every byte received, in order, to a JavaScript callback in chunks of whole answers. It runs
+// on a thread of its own, so the caller decodes one chunk while the kernel produces the next (on another
+// CPU), and knows nothing of IPVS: the caller builds the requests and decodes the answers
+// (src/ipvs/netlink/bulk.ts). This is ipvsadm's read pattern without a JavaScript callback, promise and
+// buffer per datagram, which cost most of a 10,000-service listing.
 #include <napi.h>
 
 #include <errno.h>
@@ -16,62 +17,96 @@
 
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
 
-struct Failure {
+struct Chunk {
+  std::vector<uint8_t> bytes;
+  bool end = false;
   int err = 0;
   std::string what;
+  uint32_t answered = 0;
 };
 
-class DumpWorker : public Napi::AsyncWorker {
- public:
-  DumpWorker(Napi::Env env, int protocol, std::vector<uint8_t> requests, int recvBuf, int readBuf, int timeoutMs)
-      : Napi::AsyncWorker(env, "ipvs-bpf:netlinkDumps"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        protocol_(protocol),
-        requests_(std::move(requests)),
-        recvBuf_(recvBuf),
-        readBuf_(readBuf),
-        timeoutMs_(timeoutMs) {}
+// One run: its requests, its socket options, and the function that hands chunks to JavaScript.
+struct Job {
+  int protocol;
+  std::vector<uint8_t> requests;
+  int recvBuf;
+  int readBuf;
+  int timeoutMs;
+  size_t chunkBytes;
+  Napi::ThreadSafeFunction tsfn;
+};
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol_);
-    if (fd < 0) return Fail(errno, "socket");
-    RunOn(fd);
-    close(fd);
+void Deliver(Napi::Env env, Napi::Function js, Chunk *c) {
+  if (static_cast<napi_env>(env) == nullptr || js.IsEmpty()) {  // the environment is going away
+    delete c;
+    return;
   }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failure_.err) {
-      Napi::Error e = Napi::Error::New(env, failure_.what + ": " + strerror(failure_.err));
-      e.Set("errno", Napi::Number::New(env, failure_.err));
-      e.Set("answered", Napi::Number::New(env, answered_));
-      deferred_.Reject(e.Value());
-      return;
+  try {
+    if (!c->end) {
+      auto *v = new std::vector<uint8_t>(std::move(c->bytes));
+      js.Call({Napi::Buffer<uint8_t>::New(env, v->data(), v->size(),
+                                          [](Napi::Env, uint8_t *, std::vector<uint8_t> *p) { delete p; }, v)});
+    } else if (c->err) {
+      Napi::Error e = Napi::Error::New(env, c->what + ": " + strerror(c->err));
+      e.Set("errno", Napi::Number::New(env, c->err));
+      e.Set("answered", Napi::Number::New(env, c->answered));
+      js.Call({env.Null(), e.Value()});
+    } else {
+      js.Call({env.Null()});
     }
-    auto *out = new std::vector<uint8_t>(std::move(out_));
-    deferred_.Resolve(Napi::Buffer<uint8_t>::New(env, out->data(), out->size(),
-                                                 [](Napi::Env, uint8_t *, std::vector<uint8_t> *v) { delete v; }, out));
+  } catch (const Napi::Error &) {
+    // bulk.ts's handler does not throw; if it ever did, the error stays on the JavaScript side
   }
+  delete c;
+}
 
-  void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
+class Runner {
+ public:
+  explicit Runner(Job *job) : job_(job) {}
+
+  void Run() {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, job_->protocol);
+    if (fd < 0) {
+      Fail(errno, "socket");
+    } else {
+      RunOn(fd);
+      close(fd);
+    }
+    Flush();
+    auto *end = new Chunk();
+    end->end = true;
+    end->err = err_;
+    end->what = what_;
+    end->answered = answered_;
+    job_->tsfn.BlockingCall(end, Deliver);
+    job_->tsfn.Release();
+    delete job_;
+  }
 
  private:
   void Fail(int err, const char *what) {
-    failure_.err = err;
-    failure_.what = what;
+    err_ = err;
+    what_ = what;
+  }
+
+  void Flush() {
+    if (out_.empty()) return;
+    auto *c = new Chunk();
+    c->bytes = std::move(out_);
+    out_ = std::vector<uint8_t>();
+    out_.reserve(job_->chunkBytes + job_->readBuf);
+    job_->tsfn.BlockingCall(c, Deliver);
   }
 
   void RunOn(int fd) {
-    if (recvBuf_ > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &recvBuf_, sizeof(recvBuf_)) < 0)
-      return Fail(errno, "setsockopt(SO_RCVBUF)");
-    struct timeval tv = {timeoutMs_ / 1000, (timeoutMs_ % 1000) * 1000};
+    int rcv = job_->recvBuf;
+    if (rcv > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) < 0) return Fail(errno, "setsockopt(SO_RCVBUF)");
+    struct timeval tv = {job_->timeoutMs / 1000, (job_->timeoutMs % 1000) * 1000};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) return Fail(errno, "setsockopt(SO_RCVTIMEO)");
     struct sockaddr_nl local = {};
     local.nl_family = AF_NETLINK;  // nl_pid 0: the kernel picks a free port id
@@ -79,11 +114,13 @@ class DumpWorker : public Napi::AsyncWorker {
     struct sockaddr_nl kernel = {};
     kernel.nl_family = AF_NETLINK;
 
-    std::vector<uint8_t> buf(readBuf_);
+    const std::vector<uint8_t> &reqs = job_->requests;
+    std::vector<uint8_t> buf(job_->readBuf);
+    out_.reserve(job_->chunkBytes + job_->readBuf);
     size_t off = 0;
-    while (off + NLMSG_HDRLEN <= requests_.size()) {
-      auto *req = reinterpret_cast<const nlmsghdr *>(requests_.data() + off);
-      if (req->nlmsg_len < NLMSG_HDRLEN || off + req->nlmsg_len > requests_.size()) return Fail(EINVAL, "request framing");
+    while (off + NLMSG_HDRLEN <= reqs.size()) {
+      auto *req = reinterpret_cast<const nlmsghdr *>(reqs.data() + off);
+      if (req->nlmsg_len < NLMSG_HDRLEN || off + req->nlmsg_len > reqs.size()) return Fail(EINVAL, "request framing");
       const uint32_t seq = req->nlmsg_seq;
       ssize_t sent;
       do sent = sendto(fd, req, req->nlmsg_len, 0, reinterpret_cast<sockaddr *>(&kernel), sizeof(kernel));
@@ -119,25 +156,24 @@ class DumpWorker : public Napi::AsyncWorker {
         }
       }
       answered_++;
+      // chunks end with a request's answer, so each holds whole answers
+      if (out_.size() >= job_->chunkBytes) Flush();
     }
   }
 
-  Napi::Promise::Deferred deferred_;
-  int protocol_;
-  std::vector<uint8_t> requests_;
-  int recvBuf_;
-  int readBuf_;
-  int timeoutMs_;
+  Job *job_;
   std::vector<uint8_t> out_;
-  Failure failure_;
+  int err_ = 0;
+  std::string what_;
   uint32_t answered_ = 0;
 };
 
-// dumps(protocol, requests: Buffer, { recvBufferSize, readBufferSize, timeoutMs }): Promise<Buffer>
+// dumps(protocol, requests: Buffer, { recvBufferSize, readBufferSize, timeoutMs, chunkBytes }, onChunk)
+// onChunk(buffer) for each chunk (whole answers, in order), then onChunk(null) or onChunk(null, error).
 Napi::Value Dumps(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsObject())
-    throw Napi::TypeError::New(env, "dumps(protocol, requests, options)");
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsObject() || !info[3].IsFunction())
+    throw Napi::TypeError::New(env, "dumps(protocol, requests, options, onChunk)");
   auto req = info[1].As<Napi::Buffer<uint8_t>>();
   Napi::Object o = info[2].As<Napi::Object>();
   auto num = [&](const char *k, int def) {
@@ -145,12 +181,17 @@ Napi::Value Dumps(const Napi::CallbackInfo &info) {
   };
   int readBuf = num("readBufferSize", 32768);
   if (readBuf < 8192) throw Napi::RangeError::New(env, "readBufferSize must be at least 8192");
-  auto *w = new DumpWorker(env, info[0].As<Napi::Number>().Int32Value(),
-                           std::vector<uint8_t>(req.Data(), req.Data() + req.Length()), num("recvBufferSize", 1 << 20),
-                           readBuf, num("timeoutMs", 60000));
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  int chunk = num("chunkBytes", 256 << 10);
+  if (chunk < 1) throw Napi::RangeError::New(env, "chunkBytes must be positive");
+  auto *job = new Job{info[0].As<Napi::Number>().Int32Value(),
+                      std::vector<uint8_t>(req.Data(), req.Data() + req.Length()),
+                      num("recvBufferSize", 1 << 20),
+                      readBuf,
+                      num("timeoutMs", 60000),
+                      static_cast<size_t>(chunk),
+                      Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "ipvs-bpf:netlinkDumps", 0, 1)};
+  std::thread([job] { Runner(job).Run(); }).detach();
+  return env.Undefined();
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

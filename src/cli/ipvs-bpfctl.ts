@@ -198,23 +198,25 @@ async function list(client: IpvsClient, command: Extract<Command, { kind: 'list'
 const OUT_CHUNK = 1 << 16;
 
 /**
- * The whole table through `f`, printed as it is read: each service's text is made as soon as its real
- * servers are decoded and then dropped (a 10k x 10 table is never held as 100k objects), and output goes out
- * in 64 KiB pieces. A failed read prints nothing (eachService throws before its first service).
+ * The whole table through `f`: each service's text is made as soon as its real servers are decoded, while
+ * the kernel still answers for the next ones, and the real servers are then dropped (a 10k x 10 table is
+ * never held as 100k objects). Printed once the read is complete, in 64 KiB pieces: a read that fails
+ * part-way prints nothing.
  */
 async function printTable(client: IpvsClient, f: TableFormatter<ServiceState>, read: { counters: boolean }, io: Io): Promise<void> {
-  let pending: string[] = [f.header];
-  let size = f.header.length;
-  await client.eachService({ ...read, order: (l) => f.order(l) }, (svc) => {
-    const text = f.service(svc);
-    pending.push(text);
-    size += text.length;
+  const texts: string[] = [f.header];
+  await client.eachService({ ...read, order: (l) => f.order(l) }, (svc) => void texts.push(f.service(svc)));
+  let pending: string[] = [];
+  let size = 0;
+  for (const t of texts) {
+    pending.push(t);
+    size += t.length;
     if (size >= OUT_CHUNK) {
       io.out(pending.join(''));
       pending = [];
       size = 0;
     }
-  });
+  }
   if (size > 0) io.out(pending.join(''));
 }
 

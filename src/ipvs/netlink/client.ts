@@ -46,7 +46,7 @@ import {
 } from './attributes';
 import type { OpOutcome } from './batch';
 import { NetlinkChannel, NetlinkStatusError, type ChannelOptions } from './channel';
-import { isBulkDumpFailure, netlinkAddon } from './bulk';
+import { isBulkDumpFailure, netlinkAddon, streamDumps } from './bulk';
 import { decodeDestMessage } from './dumpdecode';
 import {
   decodeDaemon,
@@ -231,8 +231,10 @@ export class IpvsClient {
   /**
    * The table as services() reads it, handed over one service at a time: `order` sees every service (without
    * its destinations) and returns them in the order wanted; then `each` gets each one in that order, with its
-   * destinations, once they are read. The client keeps none of them, so a listing of 100k real servers can
-   * print and drop them as it goes instead of holding them all. A failed read throws before the first `each`.
+   * destinations, as soon as they are decoded, while the kernel is still answering for the next ones. The
+   * client keeps none of them, so a listing of 100k real servers need not hold them all. A read that fails
+   * part-way rejects after `each` has seen the services before the failure: callers that must print all or
+   * nothing print after the promise resolves.
    */
   async eachService(
     opts: ReadOptions & { order?: (services: readonly ServiceState[]) => readonly ServiceState[] },
@@ -254,28 +256,29 @@ export class IpvsClient {
     });
     index.clear();
     if (ordered.length === 0) return;
-    const answers = await this.bulkDumps('get-dests', orderedKeys.map((key) => ({ cmd: IpvsCmd.GET_DEST, attrs: { service: key } })));
-    this.walkAnswers('get-dests', answers, ordered.length, () => undefined); // refusals throw before any output
     const decode = { counters };
     let dests: DestinationState[] = [];
-    let failure: { error: unknown } | undefined; // from `each`: passed on as it is, after the walk
-    this.walkAnswers(
-      'get-dests',
-      answers,
-      ordered.length,
-      (i, buf, at, end) => {
-        const d = decodeDestMessage(buf, at, end, ordered[i].key.family, decode);
-        if (d) dests.push(d);
-      },
-      (i) => {
-        if (failure) return;
-        try {
-          each({ ...ordered[i], destinations: dests });
-        } catch (error) {
-          failure = { error };
-        }
-        dests = [];
-      },
+    let failure: { error: unknown } | undefined; // from `each`: passed on as it is
+    await this.bulkDumps('get-dests', destRequests(orderedKeys), (chunk) =>
+      this.walkAnswers(
+        'get-dests',
+        chunk,
+        ordered.length,
+        (i, buf, at, end) => {
+          const d = decodeDestMessage(buf, at, end, ordered[i].key.family, decode);
+          if (d) dests.push(d);
+        },
+        (i) => {
+          const svc: ServiceState = { ...ordered[i], destinations: dests };
+          dests = [];
+          if (failure) return;
+          try {
+            each(svc);
+          } catch (error) {
+            failure = { error };
+          }
+        },
+      ),
     );
     if (failure) throw failure.error;
   }
@@ -284,13 +287,14 @@ export class IpvsClient {
   private async bulkServices(counters: boolean): Promise<ServiceState[]> {
     const { list, keys } = await this.bulkServiceList(counters);
     if (list.length === 0) return list;
-    const dests = await this.bulkDumps('get-dests', keys.map((key) => ({ cmd: IpvsCmd.GET_DEST, attrs: { service: key } })));
     const opts = { counters };
-    this.walkAnswers('get-dests', dests, list.length, (i, buf, at, end) => {
-      const svc = list[i];
-      const d = decodeDestMessage(buf, at, end, svc.key.family, opts);
-      if (d) svc.destinations.push(d);
-    });
+    await this.bulkDumps('get-dests', destRequests(keys), (chunk) =>
+      this.walkAnswers('get-dests', chunk, list.length, (i, buf, at, end) => {
+        const svc = list[i];
+        const d = decodeDestMessage(buf, at, end, svc.key.family, opts);
+        if (d) svc.destinations.push(d);
+      }),
+    );
     return list;
   }
 
@@ -299,19 +303,27 @@ export class IpvsClient {
     const list: ServiceState[] = [];
     const keys: ServiceRecord[] = [];
     const table = counters ? CMD_DUMP_ATTRS : CMD_NO_COUNTER_ATTRS;
-    const services = await this.bulkDumps('get-services', [{ cmd: IpvsCmd.GET_SERVICE, attrs: {} }]);
-    this.walkAnswers('get-services', services, 1, (_i, buf, at, end) => {
-      let rec: CmdRecord = decodeAttrs<TableShape>(table, buf, at, end) as CmdRecord;
-      if (counters && rec.service && !rec.service.stats64) rec = decodeAttrs(CMD_ATTRS, buf, at, end); // before 4.1
-      if (!rec.service) return;
-      list.push(decodeService(rec.service));
-      keys.push(identifyingAttrs(rec.service));
-    });
+    await this.bulkDumps('get-services', [{ cmd: IpvsCmd.GET_SERVICE, attrs: {} }], (chunk) =>
+      this.walkAnswers('get-services', chunk, 1, (_i, buf, at, end) => {
+        let rec: CmdRecord = decodeAttrs<TableShape>(table, buf, at, end) as CmdRecord;
+        if (counters && rec.service && !rec.service.stats64) rec = decodeAttrs(CMD_ATTRS, buf, at, end); // before 4.1
+        if (!rec.service) return;
+        list.push(decodeService(rec.service));
+        keys.push(identifyingAttrs(rec.service));
+      }),
+    );
     return { list, keys };
   }
 
-  /** Dump requests with seqs 1..n, answered by the addon; resolves to every answer's bytes. */
-  private async bulkDumps(command: IpvsCommandName, reqs: readonly { cmd: IpvsCmdNumber; attrs: CmdRecord }[]): Promise<Buffer> {
+  /**
+   * Dump requests with seqs 1..n, answered by the addon; each chunk of answers (whole answers, in request
+   * order) goes to `chunk` as it arrives. What `chunk` throws rejects the call as it is.
+   */
+  private async bulkDumps(
+    command: IpvsCommandName,
+    reqs: readonly { cmd: IpvsCmdNumber; attrs: CmdRecord }[],
+    chunk: (answers: Buffer) => void,
+  ): Promise<void> {
     const addon = netlinkAddon();
     if (!addon) throw new IpvsProtocolError(command, 'the netlink addon is not built');
     let size = 0;
@@ -323,7 +335,7 @@ export class IpvsClient {
       off = writeGenlMessage(buf, off, h, CMD_ATTRS, r.attrs);
     });
     try {
-      return await addon.dumps(NETLINK_GENERIC, buf, { recvBufferSize: 1 << 20, timeoutMs: this.main.timeoutMs });
+      await streamDumps(addon, NETLINK_GENERIC, buf, { recvBufferSize: 1 << 20, timeoutMs: this.main.timeoutMs }, chunk);
     } catch (e) {
       if (!isBulkDumpFailure(e)) throw e;
       const lost = e.errno === E.ETIMEDOUT;
@@ -332,8 +344,9 @@ export class IpvsClient {
   }
 
   /**
-   * Hands each IPVS message of a bulk answer to `each` with its request's index (seq - 1) and attribute
-   * span, and each request's successful end to `done`; a refused dump throws the command's IpvsError.
+   * Hands each IPVS message of a chunk of bulk answers to `each` with its request's index (seq - 1) and
+   * attribute span, and each request's successful end to `done`; a refused dump throws the command's
+   * IpvsError.
    */
   private walkAnswers(
     command: IpvsCommandName,
@@ -540,6 +553,11 @@ export class IpvsClient {
     };
     await Promise.all(pool.map(worker));
   }
+}
+
+/** GET_DEST dump requests for these services, in their order. */
+function destRequests(keys: readonly ServiceRecord[]): { cmd: IpvsCmdNumber; attrs: CmdRecord }[] {
+  return keys.map((key) => ({ cmd: IpvsCmd.GET_DEST, attrs: { service: key } }));
 }
 
 /** A service's identifying attributes as the kernel sent them (reused verbatim to ask for its dests). */

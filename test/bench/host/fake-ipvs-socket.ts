@@ -178,18 +178,43 @@ function answer(m: NetlinkMessage): Buffer[] {
   return [control(NLMSG_ERROR, 0x100, m.seq, 95)];
 }
 
-/** A stand-in for native/ipvs_netlink_addon.cc: every answer, concatenated, on a later turn. */
+/**
+ * A stand-in for native/ipvs_netlink_addon.cc: the answers in chunks of whole answers (as the addon cuts
+ * them, at chunkBytes), one chunk per event-loop turn, then the end.
+ */
 export const fakeNetlinkAddon = {
-  dumps(_protocol: number, requests: Buffer): Promise<Buffer> {
+  dumps(_protocol: number, requests: Buffer, opts: { chunkBytes?: number }, onChunk: (c: Buffer | null) => void): void {
     const msgs = parseMessages(requests);
+    const limit = opts.chunkBytes ?? 256 << 10;
     let out: Buffer;
     if (msgs.length === table.services && msgs.every((m, i) => m.seq === i + 1 && genlCommand(m) === IpvsCmd.GET_DEST)) {
-      out = Buffer.allocUnsafe(bulkDestAnswer.length); // one copy, as the addon hands over one buffer
-      bulkDestAnswer.copy(out);
+      out = bulkDestAnswer;
     } else {
       out = Buffer.concat(msgs.flatMap((m) => answer(m)));
     }
-    return new Promise((resolve) => setImmediate(() => resolve(out)));
+    // cut after a DONE/ERROR once a chunk holds `limit` bytes; each chunk is a fresh copy, as the addon's are
+    const cuts: number[] = [];
+    let start = 0;
+    for (let off = 0; off + 16 <= out.length; ) {
+      const len = out.readUInt32LE(off);
+      const type = out.readUInt16LE(off + 4);
+      off += (len + 3) & ~3;
+      if ((type === NLMSG_DONE || type === NLMSG_ERROR) && off - start >= limit) {
+        cuts.push(off);
+        start = off;
+      }
+    }
+    if (start < out.length) cuts.push(out.length);
+    let from = 0;
+    const next = (k: number): void => {
+      if (k === cuts.length) return onChunk(null);
+      const c = Buffer.allocUnsafe(cuts[k] - from);
+      out.copy(c, 0, from, cuts[k]);
+      from = cuts[k];
+      onChunk(c);
+      setImmediate(next, k + 1);
+    };
+    setImmediate(next, 0);
   },
 };
 
