@@ -27,6 +27,7 @@ import {
   IpvsCmd,
   NLMSG_DONE,
   NLMSG_ERROR,
+  NLM_F_ACK,
   NLM_F_MULTI,
 } from '../../../src/ipvs/netlink/constants';
 import {
@@ -175,8 +176,14 @@ function answer(m: NetlinkMessage): Buffer[] {
     const s = (rec.service!.addr!.readUInt32BE(0) - VIP_BASE - 1) >>> 0;
     return withSeq(destAnswers[s] ?? [control(NLMSG_DONE, NLM_F_MULTI, 0, 0)], m.seq);
   }
+  if (WRITES.has(cmd)) return m.flags & NLM_F_ACK ? [control(NLMSG_ERROR, 0x100, m.seq, 0)] : []; // done, table unchanged
   return [control(NLMSG_ERROR, 0x100, m.seq, 95)];
 }
+
+/** Changes are acknowledged (when asked) and not kept: enough to time what -R does in JavaScript. */
+const WRITES = new Set<number>([
+  IpvsCmd.NEW_SERVICE, IpvsCmd.SET_SERVICE, IpvsCmd.DEL_SERVICE, IpvsCmd.NEW_DEST, IpvsCmd.SET_DEST, IpvsCmd.DEL_DEST, IpvsCmd.FLUSH,
+]);
 
 /**
  * A stand-in for native/ipvs_netlink_addon.cc: the answers in chunks of whole answers (as the addon cuts
