@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'fs';
 import { IpvsError, IpvsUnavailableError } from '../ipvs/errors';
-import type { DesiredService, IpvsOp } from '../ipvs/model';
+import type { DesiredService, IpvsOp, ServiceState } from '../ipvs/model';
 import { IpvsClient } from '../ipvs/netlink';
 import {
   type Command,
@@ -20,11 +20,13 @@ import {
   formatConnections,
   formatDaemons,
   formatList,
-  formatSave,
   formatTimeouts,
+  listFormatter,
   parseCommand,
   parseRules,
   replayRules,
+  saveFormatter,
+  type TableFormatter,
   usageText,
   versionText,
 } from '../ipvs/rules';
@@ -143,7 +145,7 @@ async function run(client: IpvsClient, command: Command, io: Io): Promise<number
     case 'restore':
       throw new Error('restore is handled by main()');
     case 'save':
-      io.out(formatSave(await client.services({ counters: false }), { numeric: command.numeric }));
+      await printTable(client, saveFormatter({ numeric: command.numeric }), { counters: false }, io);
       return 0;
     case 'list':
       return list(client, command, io);
@@ -168,8 +170,8 @@ async function list(client: IpvsClient, command: Extract<Command, { kind: 'list'
   const read = { counters: format.stats || format.rate };
   switch (target.what) {
     case 'services': {
-      const [info, services] = await Promise.all([client.info(), client.services(read)]);
-      io.out(formatList(services, { ...format, info }));
+      const info = await client.info();
+      await printTable(client, listFormatter({ ...format, info }), read, io);
       return 0;
     }
     case 'service': {
@@ -190,6 +192,32 @@ async function list(client: IpvsClient, command: Extract<Command, { kind: 'list'
     case 'connections':
       return listConnections(command, io);
   }
+}
+
+/** Output is handed to io.out in pieces of about this many characters. */
+const OUT_CHUNK = 1 << 16;
+
+/**
+ * The whole table through `f`: each service's text is made as soon as its real servers are decoded, while
+ * the kernel still answers for the next ones, and the real servers are then dropped (a 10k x 10 table is
+ * never held as 100k objects). Printed once the read is complete, in 64 KiB pieces: a read that fails
+ * part-way prints nothing.
+ */
+async function printTable(client: IpvsClient, f: TableFormatter<ServiceState>, read: { counters: boolean }, io: Io): Promise<void> {
+  const texts: string[] = [f.header];
+  await client.eachService({ ...read, order: (l) => f.order(l) }, (svc) => void texts.push(f.service(svc)));
+  let pending: string[] = [];
+  let size = 0;
+  for (const t of texts) {
+    pending.push(t);
+    size += t.length;
+    if (size >= OUT_CHUNK) {
+      io.out(pending.join(''));
+      pending = [];
+      size = 0;
+    }
+  }
+  if (size > 0) io.out(pending.join(''));
 }
 
 /** Atomic `-R`: parse all, check all against the kernel's table, apply, roll back on refusal. */

@@ -7,7 +7,7 @@
  * and reconciled (changes that arrive while one runs are coalesced into the next).
  */
 import type { IpvsClient } from '../ipvs/netlink';
-import { destinationId, serviceKeyId, type DesiredService, type IpvsOp, type ServiceKey, type ServiceState } from '../ipvs/model';
+import { destinationId, serviceKeyId, type DesiredService, type IpvsOp, type ServiceKey } from '../ipvs/model';
 import { reconcile } from '../ipvs/reconcile';
 import { commandToOp, parseRules, replayRules, RuleFileError } from '../ipvs/rules';
 import { destinationOnly } from '../ipvs/rules';
@@ -26,7 +26,7 @@ import {
   extraOps, lookupService, mergeTables, SourceConflictError, SourceError, type DesiredTable, type Source,
 } from '../sources/source';
 import { summarizeOps } from './summary';
-import { servicesStatus, type DaemonStatus, type FlowPage, type ReloadStatus } from './status';
+import { serviceStatus, type DaemonStatus, type FlowPage, type ReloadStatus, type ServiceStatus } from './status';
 
 export const VERSION: string = (() => {
   try {
@@ -97,8 +97,13 @@ export const INCREMENTAL_MAX = 256;
 
 export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
-  private table: ServiceState[] = [];
-  /** serviceKeyId -> position in `table` and in statusCache.services; rebuilt with every snapshot. */
+  /**
+   * The last snapshot of the kernel's table as the status shows it, and each service's key, in the
+   * kernel's order. The decoded table itself is not kept: for 10k x 10 it was most of the daemon's memory.
+   */
+  private services: ServiceStatus[] = [];
+  private keys: ServiceKey[] = [];
+  /** serviceKeyId -> position in `keys` and in statusCache.services; rebuilt with every snapshot. */
   private tableIndex: Map<string, number> | undefined;
   private lastReload: ReloadStatus = { usec: 0n, ok: true, message: '' };
   private listeners: ((s: DaemonStatus) => void)[] = [];
@@ -227,12 +232,12 @@ export class Daemon {
         if (!Number.isInteger(weight) || weight < 0 || weight > 2147483647) {
           throw new ChangeRefused('InvalidRules', `weight ${weight} is out of range (0-2147483647)`);
         }
-        let known = this.snapshotService(serviceId);
+        let known = this.snapshotKey(serviceId);
         if (!known) {
           await this.refresh(); // a service added since the last snapshot (by ApplyRules or ipvsadm)
-          known = this.snapshotService(serviceId);
+          known = this.snapshotKey(serviceId);
         }
-        const svc = known && (await this.deps.ipvs.service(known.key, { counters: false }));
+        const svc = known && (await this.deps.ipvs.service(known, { counters: false }));
         if (!svc) throw new ChangeRefused('NoSuchObject', `no service ${JSON.stringify(serviceId)} (ids as in the Services property)`);
         const dest = svc.destinations.find((d) => destinationId(d) === serverId);
         if (!dest) throw new ChangeRefused('NoSuchObject', `service ${serviceId} has no real server ${JSON.stringify(serverId)}`);
@@ -253,18 +258,16 @@ export class Daemon {
     });
   }
 
-  /** The service of the last snapshot named `id` (serviceKeyId). */
-  private snapshotService(id: string): ServiceState | undefined {
+  /** The key of the service of the last snapshot named `id` (serviceKeyId). */
+  private snapshotKey(id: string): ServiceKey | undefined {
     const i = this.tableIndex?.get(id);
-    return i === undefined ? undefined : this.table[i];
+    return i === undefined ? undefined : this.keys[i];
   }
 
   /** Puts a weight just applied into the snapshot and its status, and tells listeners after this turn. */
   private patchWeight(serviceId: string, serverId: string, weight: number): void {
     const i = this.tableIndex?.get(serviceId);
     if (i === undefined) return;
-    const dest = this.table[i]?.destinations.find((d) => destinationId(d) === serverId);
-    if (dest) dest.weight = weight;
     const rs = this.statusCache.services[i]?.realServers.find((r) => r.id === serverId);
     if (rs) rs.weight = weight;
     setImmediate(() => {
@@ -295,7 +298,15 @@ export class Daemon {
   private async refreshNow(): Promise<void> {
     if (this.closed) return;
     try {
-      this.table = await this.deps.ipvs.services();
+      // One service at a time into the status: the decoded real servers die young.
+      const services: ServiceStatus[] = [];
+      const keys: ServiceKey[] = [];
+      await this.deps.ipvs.eachService({}, (s) => {
+        keys.push(s.key);
+        services.push(serviceStatus(s));
+      });
+      this.services = services;
+      this.keys = keys;
     } catch (e) {
       if (this.closed) return;
       this.deps.log.warning(`cannot read the IPVS table: ${e instanceof Error ? e.message : String(e)}`);
@@ -343,7 +354,7 @@ export class Daemon {
       interfaces: this.dp.interfaces(),
       ruleFiles: [...this.cfg.rules],
       lastReload: this.lastReload,
-      services: servicesStatus(this.table),
+      services: this.services,
       flowCount: this.dp.flowCount(),
       dataPathCounters: this.dp.counters(),
       kernelCounters: this.dp.kernelCounters(),

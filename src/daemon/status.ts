@@ -95,9 +95,9 @@ function counters(s: { stats: { conns: bigint; inPkts: bigint; outPkts: bigint; 
   return { conns, inPkts, outPkts, inBytes, outBytes };
 }
 
-/** The service table as the status shows it. */
-export function servicesStatus(table: readonly ServiceState[]): ServiceStatus[] {
-  return table.map((s) => ({
+/** One service as the status shows it. */
+export function serviceStatus(s: ServiceState): ServiceStatus {
+  return {
     id: serviceKeyId(s.key),
     scheduler: s.scheduler,
     persistenceTimeout: s.persistenceTimeout,
@@ -110,7 +110,12 @@ export function servicesStatus(table: readonly ServiceState[]): ServiceStatus[] 
       inactiveConns: d.inactiveConns,
       ...counters(d),
     })),
-  }));
+  };
+}
+
+/** The service table as the status shows it. */
+export function servicesStatus(table: readonly ServiceState[]): ServiceStatus[] {
+  return table.map(serviceStatus);
 }
 
 /** JSON with bigints as decimal strings (for -o json and comparisons). */

@@ -4,7 +4,9 @@
  * Each round boots the VM twice, once per tool, because IPVS keeps removed real servers in a trash list
  * that every later add scans: a restore timed after another restore in the same boot measures the trash,
  * not the tool. Rounds alternate which tool goes first. Figures are medians over the rounds; the last
- * line is one JSON object.
+ * line is one JSON object. The listings (-Sn, -Ln, -Ln --stats) run three times each, alternating with
+ * ipvsadm's, in the ipvsadm boot; the ours boot also measures the daemon's memory holding the table
+ * (daemon_rss_mib, from /proc: bin/ipvs-bpf started on the rule file in ipvs mode).
  *
  * Environment: BENCH_SERVICES (10000), BENCH_SERVERS (10), BENCH_ROUNDS (3).
  */
@@ -31,9 +33,15 @@ t0=$(ms); ipvsadm -R <${rules}; res ipvsadm_restore_ms $(( $(ms) - t0 ))
 for i in 1 2 3; do
   t0=$(ms); ipvsadm -Sn >/tmp/ipvsadm.save; res ipvsadm_save_ms $(( $(ms) - t0 ))
   t0=$(ms); ./bin/ipvs-bpfctl -Sn >/tmp/ours.save; res ours_save_ms $(( $(ms) - t0 ))
+  t0=$(ms); ipvsadm -Ln >/tmp/ipvsadm.list; res ipvsadm_list_ms $(( $(ms) - t0 ))
+  t0=$(ms); ./bin/ipvs-bpfctl -Ln >/tmp/ours.list; res ours_list_ms $(( $(ms) - t0 ))
+  t0=$(ms); ipvsadm -Ln --stats >/tmp/ipvsadm.stats; res ipvsadm_list_stats_ms $(( $(ms) - t0 ))
+  t0=$(ms); ./bin/ipvs-bpfctl -Ln --stats >/tmp/ours.stats; res ours_list_stats_ms $(( $(ms) - t0 ))
 done
 cmp -s /tmp/ipvsadm.save ${rules} && res ipvsadm_roundtrip 1 || res ipvsadm_roundtrip 0
 cmp -s /tmp/ipvsadm.save /tmp/ours.save && res save_identical 1 || res save_identical 0
+cmp -s /tmp/ipvsadm.list /tmp/ours.list && res list_identical 1 || res list_identical 0
+cmp -s /tmp/ipvsadm.stats /tmp/ours.stats && res list_stats_identical 1 || res list_stats_identical 0
 `;
 }
 
@@ -47,6 +55,16 @@ node dist/test/bench/vm/one-change.js ${rules} ${vip} ${rs} >/tmp/one.json
 res one_change_json "$(cat /tmp/one.json)"
 t0=$(ms); ./bin/ipvs-bpfctl -e -t ${vip} -r ${rs} -m -w 7; res cli_edit_ms $(( $(ms) - t0 ))
 ipvsadm -Ln -t ${vip} | grep -q '${rs}.*Masq *7 ' && res cli_edit_ok 1 || res cli_edit_ok 0
+# The daemon's memory holding the table from the rule file (ipvs mode, no bus): resident set once started
+# (start: read rules, read the kernel's table, reconcile, status snapshot) and a few seconds later; and its peak.
+./bin/ipvs-bpf --rules=${rules} --mode=ipvs --dbus=none --log-level=notice 2>/tmp/daemon.log &
+dpid=$!
+for i in $(seq 1 900); do grep -q 'started in' /tmp/daemon.log && break; kill -0 $dpid 2>/dev/null || break; sleep 1; done
+grep -q 'started in' /tmp/daemon.log && res daemon_started 1 || { res daemon_started 0; cat /tmp/daemon.log; }
+sleep 5
+res daemon_rss_kb "$(awk '/^VmRSS/{print $2}' /proc/$dpid/status)"
+res daemon_hwm_kb "$(awk '/^VmHWM/{print $2}' /proc/$dpid/status)"
+kill $dpid; wait $dpid || true
 `;
 }
 
@@ -99,6 +117,9 @@ async function main(): Promise<void> {
         push('ipvsadm_restore_ms', nums(m, 'ipvsadm_restore_ms')[0]!);
         push('ipvsadm_save_ms', median(nums(m, 'ipvsadm_save_ms')));
         push('ours_save_ms', median(nums(m, 'ours_save_ms')));
+        for (const k of ['ipvsadm_list_ms', 'ours_list_ms', 'ipvsadm_list_stats_ms', 'ours_list_stats_ms']) push(k, median(nums(m, k)));
+        if (nums(m, 'list_identical')[0] !== 1) checks.push(`round ${round}: ipvs-bpfctl -Ln differs from ipvsadm -Ln`);
+        if (nums(m, 'list_stats_identical')[0] !== 1) checks.push(`round ${round}: ipvs-bpfctl -Ln --stats differs from ipvsadm's`);
         if (nums(m, 'ipvsadm_roundtrip')[0] !== 1) checks.push(`round ${round}: ipvsadm -Sn differs from its -R input`);
         if (nums(m, 'save_identical')[0] !== 1) checks.push(`round ${round}: ipvs-bpfctl -Sn differs from ipvsadm -Sn`);
       } else {
@@ -118,6 +139,9 @@ async function main(): Promise<void> {
         push('one_change_max_ms', one.warm_max_ms ?? NaN);
         push('reload_one_line_ms', one.reload_one_line_ms ?? NaN);
         push('cli_edit_ms', nums(m, 'cli_edit_ms')[0]!);
+        if (nums(m, 'daemon_started')[0] !== 1) checks.push(`round ${round}: the daemon did not start from the rule file`);
+        push('daemon_rss_mib', nums(m, 'daemon_rss_kb')[0]! / 1024);
+        push('daemon_hwm_mib', nums(m, 'daemon_hwm_kb')[0]! / 1024);
         if (nums(m, 'ours_restore_identical')[0] !== 1) checks.push(`round ${round}: ipvsadm -Sn after ipvs-bpfctl -R differs from the input`);
         if (nums(m, 'cli_edit_ok')[0] !== 1) checks.push(`round ${round}: ipvs-bpfctl -e did not change the weight`);
       }
@@ -134,19 +158,29 @@ async function main(): Promise<void> {
     ipvsadm_save_ms: med('ipvsadm_save_ms'),
     ours_save_ms: med('ours_save_ms'),
     save_ratio: round2(med('ours_save_ms') / med('ipvsadm_save_ms')),
+    ipvsadm_list_ms: med('ipvsadm_list_ms'),
+    ours_list_ms: med('ours_list_ms'),
+    list_ratio: round2(med('ours_list_ms') / med('ipvsadm_list_ms')),
+    ipvsadm_list_stats_ms: med('ipvsadm_list_stats_ms'),
+    ours_list_stats_ms: med('ours_list_stats_ms'),
+    list_stats_ratio: round2(med('ours_list_stats_ms') / med('ipvsadm_list_stats_ms')),
     one_change_ms: round2(med('one_change_ms')),
     one_change_cold_ms: round2(med('one_change_cold_ms')),
     one_change_max_ms: round2(med('one_change_max_ms')),
     reload_one_line_ms: round2(med('reload_one_line_ms')),
     cli_edit_ms: med('cli_edit_ms'),
     node_start_ms: med('node_start_ms'),
+    daemon_rss_mib: Math.round(med('daemon_rss_mib') * 10) / 10,
+    daemon_hwm_mib: Math.round(med('daemon_hwm_mib') * 10) / 10,
     checks_ok: checks.length === 0,
   };
   console.log('');
   console.log(`restore  ipvsadm -R ${fig.ipvsadm_restore_ms} ms   ipvs-bpfctl -R ${fig.ours_restore_ms} ms   ratio ${fig.restore_ratio} (goal <= 0.5)`);
   console.log(`save     ipvsadm -Sn ${fig.ipvsadm_save_ms} ms  ipvs-bpfctl -Sn ${fig.ours_save_ms} ms  ratio ${fig.save_ratio} (goal <= 1)`);
+  console.log(`list     ipvsadm -Ln ${fig.ipvsadm_list_ms} ms  ipvs-bpfctl -Ln ${fig.ours_list_ms} ms  ratio ${fig.list_ratio}; --stats: ${fig.ipvsadm_list_stats_ms} / ${fig.ours_list_stats_ms} ms, ratio ${fig.list_stats_ratio} (goal <= 1)`);
   console.log(`one weight change on the full table, the daemon's SetWeight: ${fig.one_change_ms} ms in a running daemon (median of 9; goal <= 20; slowest ${fig.one_change_max_ms} ms), ${fig.one_change_cold_ms} ms as its first; ipvs-bpfctl -e wall ${fig.cli_edit_ms} ms`);
   console.log(`daemon reload after one rule-file line changed (re-read, parse, read kernel, reconcile, apply): ${fig.reload_one_line_ms} ms`);
+  console.log(`daemon holding the table from the rule file (ipvs mode): RSS ${fig.daemon_rss_mib} MiB (goal <= 120), peak ${fig.daemon_hwm_mib} MiB`);
   console.log(`(node itself takes ${fig.node_start_ms} ms to start in this emulated VM; every CLI figure includes it)`);
   for (const c of checks) console.log(`CHECK FAILED: ${c}`);
   console.log(JSON.stringify(fig));

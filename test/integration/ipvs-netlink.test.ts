@@ -255,13 +255,15 @@ test('flush empties the tables', () => {
   expect(report.flush!.services).toBe(0);
 });
 
-test('a 300 x 10 table: apply splits it into batches, both pool set-ups list it, -Sn matches ipvsadm', () => {
+test('a 300 x 10 table: apply splits it into batches, the bulk read and the socket pool list it alike, -Sn matches ipvsadm', () => {
   const b = report.largeTable!;
   expect(b.applyOk).toBe(true);
   expect(b.applyBatches).toBeGreaterThan(1);
   expect(b.applyBatches).toBeLessThan(b.ops / 50);
   expect(b.listedServices).toBe(300);
   expect(b.listedDests).toBe(3000);
+  expect(b.bulkAddon).toBe(true);
+  expect(b.streamedAgrees).toBe(true);
   expect(b.poolVariantsAgree).toBe(true);
   expect(b.saveIdentical).toBe(true);
   expect(b.ipvsadmSaveLines).toBe(3300);

@@ -23,6 +23,12 @@ const cases: { name: string; family: Family; dest: DestRecord }[] = [
   },
   { name: 'v6 with only 32-bit stats', family: 'inet6', dest: { addr: v6, port: 443, fwdMethod: 3, weight: 0, stats, addrFamily: 10, tunType: 2 } },
   { name: 'v6 dest of a v4 service (tunnel)', family: 'inet', dest: { addr: v6, port: 0, fwdMethod: 2, addrFamily: 10, tunType: 0 } },
+  {
+    name: 'stats64 with zero and above-2^32 counters',
+    family: 'inet',
+    dest: { addr: v4, port: 80, stats, stats64: { ...stats64, conns: 0n, inPkts: 2n ** 32n + 5n, cps: 0n, outBps: 2n ** 64n - 1n } },
+  },
+  { name: 'all-zero stats64', family: 'inet', dest: { addr: v4, port: 81, stats64: { ...stats64, conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n } } },
   { name: 'short nfaddr is zero-padded', family: 'inet6', dest: { addr: Buffer.from([0x20, 0x01]), port: 1 } },
 ];
 
@@ -42,6 +48,16 @@ describe('decodeDestMessage', () => {
       expect(bare).toEqual({ ...generic, stats: { conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n } });
     });
   }
+
+  it('shares one frozen object for all-zero counters (most of an idle table)', () => {
+    const zero = { conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n };
+    const a = message({ addr: v4, port: 1, stats64: zero });
+    const b = message({ addr: v4, port: 2, stats64: zero });
+    const da = decodeDestMessage(a, 4, a.length, 'inet', { counters: true })!;
+    const db = decodeDestMessage(b, 4, b.length, 'inet', { counters: true })!;
+    expect(da.stats).toBe(db.stats);
+    expect(Object.isFrozen(da.stats)).toBe(true);
+  });
 
   it('gives undefined for a message without a dest nest', () => {
     const buf = Buffer.concat([Buffer.alloc(4), encodeAttrs(CMD_ATTRS, { timeoutUdp: 3 })]);

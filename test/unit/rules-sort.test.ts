@@ -99,11 +99,21 @@ describe('sort order with precomputed keys', () => {
       const base = [0x0a000000, 0xac100000, 0, 0x7fffff00][seed % 4];
       const ds = Array.from({ length: [r() % 12, r() % 60, 10][seed % 3] }, () => v4Dest(r, base, [4, 300, 0x10000][seed % 3]));
       if (seed % 5 === 0) ds.sort((a, b) => compareDests(a, b));
+      if (seed % 7 === 0) ds.sort((a, b) => compareDests(b, a)); // falling, as the kernel lists them (ties too)
       const got = sortDests(ds);
       const want = glibcQsort(ds, compareDests);
       got.forEach((d, i) => expect(d).toBe(want[i]));
       expect(got).not.toBe(ds);
     }
+  });
+
+  it('sortDests of a strictly falling list (the kernel lists real servers newest first) is its reverse', () => {
+    const ds = [5, 4, 3, 2, 1].map((k) => ({ ...dest(rng(k)), family: 'inet' as const, address: quad(0x0a000000 + k), port: 80 }));
+    expect(sortDests(ds)).toEqual([...ds].reverse());
+    const ties = [...ds, { ...ds[4], weight: 99 }]; // 1 twice: not strictly falling, stable order for the tie
+    const got = sortDests(ties);
+    const want = glibcQsort(ties, compareDests);
+    got.forEach((d, i) => expect(d).toBe(want[i]));
   });
 
   it('sortDests at the edge of the fast path: words 2^31 - 1 apart sort by value, 2^31 apart wrap as ipvsadm does', () => {

@@ -2,9 +2,11 @@
  * IpvsClient: reads and changes the kernel's IPVS tables over generic netlink (family "IPVS").
  *
  * Reads: services are dumped in one pass; the kernel dumps destinations only per service
- * (IPVS_CMD_GET_DEST needs one), and a netlink socket runs one dump at a time, so destination lists are
- * dumped over a small pool of sockets working in parallel, each chaining its next dump as soon as the
- * previous one is done.
+ * (IPVS_CMD_GET_DEST needs one), so a table of N services is N + 1 dumps. services() hands them all to the
+ * netlink addon (bulk.ts), which runs them one after the other off the event loop and returns the bytes
+ * for decoding here; without the addon (or with bulkReads: false), destination lists are dumped over a
+ * small pool of sockets working in parallel, each chaining its next dump as soon as the previous one is
+ * done (a netlink socket runs one dump at a time).
  *
  * Writes: apply() packs many requests into each sendmsg, each with its own seq; the kernel runs them in
  * order. Only the last of a batch asks for an ACK: the kernel answers the others only to refuse them, so a
@@ -22,6 +24,7 @@ import {
 import type {
   Destination,
   DestinationRef,
+  DestinationState,
   IpvsInfo,
   IpvsOp,
   Service,
@@ -43,6 +46,7 @@ import {
 } from './attributes';
 import type { OpOutcome } from './batch';
 import { NetlinkChannel, NetlinkStatusError, type ChannelOptions } from './channel';
+import { isBulkDumpFailure, netlinkAddon, streamDumps } from './bulk';
 import { decodeDestMessage } from './dumpdecode';
 import {
   decodeDaemon,
@@ -59,12 +63,24 @@ import {
   IPVS_GENL_NAME,
   IPVS_GENL_VERSION,
   IpvsCmd,
+  NETLINK_GENERIC,
+  NLMSG_DONE,
+  NLMSG_ERROR,
   NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
+  GENL_HDRLEN,
   type IpvsCmdNumber,
 } from './constants';
-import { encodeGenlMessage, genlAttrStart, type NetlinkMessage } from './message';
+import {
+  encodeGenlMessage,
+  forEachMessage,
+  genlAttrStart,
+  genlMessageSize,
+  payloadErrno,
+  writeGenlMessage,
+  type NetlinkMessage,
+} from './message';
 import { pipelineRequests } from './pipeline';
 import { decodeAttrs } from './tlv';
 
@@ -80,6 +96,11 @@ export interface IpvsClientOptions extends ChannelOptions {
   dumpReadBufferSize?: number;
   /** Upper bound on requests per sendmsg in apply() (default 4096; buffer sizes usually bind first). */
   maxBatchOps?: number;
+  /**
+   * Table reads through the netlink addon (bulk.ts) when it is built (default true); false reads through
+   * the dump-socket pool.
+   */
+  bulkReads?: boolean;
 }
 
 /** What a read of the service table includes. */
@@ -194,6 +215,7 @@ export class IpvsClient {
   /** Every service with its destinations, in the kernel's table order. */
   async services(opts: ReadOptions = {}): Promise<ServiceState[]> {
     const counters = opts.counters ?? true;
+    if (this.opts.bulkReads !== false && netlinkAddon()) return this.bulkServices(counters);
     const list: ServiceState[] = [];
     const keys: ServiceRecord[] = [];
     const pool = this.dumpPool(1);
@@ -204,6 +226,150 @@ export class IpvsClient {
     }, counters ? CMD_DUMP_ATTRS : CMD_NO_COUNTER_ATTRS);
     await this.fillDestinations(list, keys, counters);
     return list;
+  }
+
+  /**
+   * The table as services() reads it, handed over one service at a time: `order` sees every service (without
+   * its destinations) and returns them in the order wanted; then `each` gets each one in that order, with its
+   * destinations, as soon as they are decoded, while the kernel is still answering for the next ones. The
+   * client keeps none of them, so a listing of 100k real servers need not hold them all. A read that fails
+   * part-way rejects after `each` has seen the services before the failure: callers that must print all or
+   * nothing print after the promise resolves.
+   */
+  async eachService(
+    opts: ReadOptions & { order?: (services: readonly ServiceState[]) => readonly ServiceState[] },
+    each: (svc: ServiceState) => void,
+  ): Promise<void> {
+    const counters = opts.counters ?? true;
+    const order = opts.order ?? ((l: readonly ServiceState[]) => l);
+    if (this.opts.bulkReads === false || !netlinkAddon()) {
+      for (const s of order(await this.services({ counters }))) each(s);
+      return;
+    }
+    const { list, keys } = await this.bulkServiceList(counters);
+    const index = new Map<ServiceState, number>(list.map((s, i) => [s, i]));
+    const ordered = order(list);
+    const orderedKeys = ordered.map((s) => {
+      const i = index.get(s);
+      if (i === undefined) throw new TypeError('eachService: order() returned a service it was not given');
+      return keys[i];
+    });
+    index.clear();
+    if (ordered.length === 0) return;
+    const decode = { counters };
+    let dests: DestinationState[] = [];
+    let failure: { error: unknown } | undefined; // from `each`: passed on as it is
+    await this.bulkDumps('get-dests', destRequests(orderedKeys), (chunk) =>
+      this.walkAnswers(
+        'get-dests',
+        chunk,
+        ordered.length,
+        (i, buf, at, end) => {
+          const d = decodeDestMessage(buf, at, end, ordered[i].key.family, decode);
+          if (d) dests.push(d);
+        },
+        (i) => {
+          const svc: ServiceState = { ...ordered[i], destinations: dests };
+          dests = [];
+          if (failure) return;
+          try {
+            each(svc);
+          } catch (error) {
+            failure = { error };
+          }
+        },
+      ),
+    );
+    if (failure) throw failure.error;
+  }
+
+  /** services() through the addon: the service dump, then every destination dump in one bulk call. */
+  private async bulkServices(counters: boolean): Promise<ServiceState[]> {
+    const { list, keys } = await this.bulkServiceList(counters);
+    if (list.length === 0) return list;
+    const opts = { counters };
+    await this.bulkDumps('get-dests', destRequests(keys), (chunk) =>
+      this.walkAnswers('get-dests', chunk, list.length, (i, buf, at, end) => {
+        const svc = list[i];
+        const d = decodeDestMessage(buf, at, end, svc.key.family, opts);
+        if (d) svc.destinations.push(d);
+      }),
+    );
+    return list;
+  }
+
+  /** The service dump through the addon: the services (no destinations yet) and their identifying attributes. */
+  private async bulkServiceList(counters: boolean): Promise<{ list: ServiceState[]; keys: ServiceRecord[] }> {
+    const list: ServiceState[] = [];
+    const keys: ServiceRecord[] = [];
+    const table = counters ? CMD_DUMP_ATTRS : CMD_NO_COUNTER_ATTRS;
+    await this.bulkDumps('get-services', [{ cmd: IpvsCmd.GET_SERVICE, attrs: {} }], (chunk) =>
+      this.walkAnswers('get-services', chunk, 1, (_i, buf, at, end) => {
+        let rec: CmdRecord = decodeAttrs<TableShape>(table, buf, at, end) as CmdRecord;
+        if (counters && rec.service && !rec.service.stats64) rec = decodeAttrs(CMD_ATTRS, buf, at, end); // before 4.1
+        if (!rec.service) return;
+        list.push(decodeService(rec.service));
+        keys.push(identifyingAttrs(rec.service));
+      }),
+    );
+    return { list, keys };
+  }
+
+  /**
+   * Dump requests with seqs 1..n, answered by the addon; each chunk of answers (whole answers, in request
+   * order) goes to `chunk` as it arrives. What `chunk` throws rejects the call as it is.
+   */
+  private async bulkDumps(
+    command: IpvsCommandName,
+    reqs: readonly { cmd: IpvsCmdNumber; attrs: CmdRecord }[],
+    chunk: (answers: Buffer) => void,
+  ): Promise<void> {
+    const addon = netlinkAddon();
+    if (!addon) throw new IpvsProtocolError(command, 'the netlink addon is not built');
+    let size = 0;
+    for (const r of reqs) size += genlMessageSize(CMD_ATTRS, r.attrs);
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    reqs.forEach((r, i) => {
+      const h = { family: this.familyId, flags: NLM_F_REQUEST | NLM_F_DUMP, seq: i + 1, cmd: r.cmd, version: IPVS_GENL_VERSION };
+      off = writeGenlMessage(buf, off, h, CMD_ATTRS, r.attrs);
+    });
+    try {
+      await streamDumps(addon, NETLINK_GENERIC, buf, { recvBufferSize: 1 << 20, timeoutMs: this.main.timeoutMs }, chunk);
+    } catch (e) {
+      if (!isBulkDumpFailure(e)) throw e;
+      const lost = e.errno === E.ETIMEDOUT;
+      throw new IpvsError(command, e.errno, undefined, lost ? `${new IpvsError(command, e.errno).message} (${e.message})` : undefined);
+    }
+  }
+
+  /**
+   * Hands each IPVS message of a chunk of bulk answers to `each` with its request's index (seq - 1) and
+   * attribute span, and each request's successful end to `done`; a refused dump throws the command's
+   * IpvsError.
+   */
+  private walkAnswers(
+    command: IpvsCommandName,
+    answers: Buffer,
+    count: number,
+    each: (i: number, buf: Buffer, attrStart: number, end: number) => void,
+    done?: (i: number) => void,
+  ): void {
+    const family = this.familyId;
+    try {
+      forEachMessage(answers, (type, seq, payload, end) => {
+        const i = seq - 1;
+        if (i < 0 || i >= count) return;
+        if (type === family) each(i, answers, payload + GENL_HDRLEN, end);
+        else if (type === NLMSG_ERROR || type === NLMSG_DONE) {
+          const errno = payloadErrno(type, answers, payload, end);
+          if (errno !== 0) throw new IpvsError(command, errno);
+          done?.(i);
+        }
+      });
+    } catch (e) {
+      throw ipvsError(command, e);
+    }
   }
 
   /** One service with its destinations, or null when the kernel has no such service. */
@@ -387,6 +553,11 @@ export class IpvsClient {
     };
     await Promise.all(pool.map(worker));
   }
+}
+
+/** GET_DEST dump requests for these services, in their order. */
+function destRequests(keys: readonly ServiceRecord[]): { cmd: IpvsCmdNumber; attrs: CmdRecord }[] {
+  return keys.map((key) => ({ cmd: IpvsCmd.GET_DEST, attrs: { service: key } }));
 }
 
 /** A service's identifying attributes as the kernel sent them (reused verbatim to ask for its dests). */

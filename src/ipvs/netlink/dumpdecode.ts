@@ -84,14 +84,52 @@ function need(name: string, len: number, min: number): void {
 }
 
 /**
- * Shared, frozen values for what most real servers have: no counters read, and the four tunnel-flag
- * combinations. A listing of 100k real servers then allocates one object per server, not three; a consumer
+ * Shared, frozen values for what most real servers have: no counters read (or all zero), and the four
+ * tunnel-flag combinations. A listing of 100k real servers then allocates one object per server, not three; a consumer
  * that tried to change one in place would throw (strict mode) rather than change them all.
  */
 const NO_COUNTERS: Stats = ZERO_STATS as Stats;
 const TUNNEL_FLAGS = [0, 1, 2, 3].map((bits) =>
   Object.freeze({ noCsum: false, csum: (bits & 1) !== 0, remCsum: (bits & 2) !== 0 }),
 );
+
+/** Stats field of each IPVS_STATS_ATTR_* id of STATS64_ATTRS (all u64; checked at load). */
+const STATS64_FIELD: readonly (keyof Stats | undefined)[] = STATS64_ATTRS.byId.map((a) => {
+  if (!a) return undefined;
+  if (a.spec.type !== 'u64') throw new Error(`dumpdecode: stats64.${a.name} is ${a.spec.type}, decoder reads u64`);
+  return a.name as keyof Stats;
+});
+if (Object.keys(STATS64_ATTRS.attrs).sort().join() !== Object.keys(ZERO_STATS).sort().join()) {
+  throw new Error('dumpdecode: STATS64_ATTRS and Stats name different counters');
+}
+
+/**
+ * The counters of an IPVS_*_ATTR_STATS64 nest. Zero counters (most of a large table's, and all of an idle
+ * one's) are the shared 0n, and all-zero counters the shared frozen ZERO_STATS: ten BigInts and an object
+ * per real server are what a daemon holding 100k of them kept most of.
+ */
+export function decodeStats64(buf: Buffer, start: number, end: number): Stats {
+  let out: Stats | undefined;
+  let off = start;
+  while (off + NLA_HDRLEN <= end) {
+    const len = u16(buf, off);
+    if (len < NLA_HDRLEN || off + len > end) throw new MalformedAttributeError(`netlink attributes of stats64: bad nla_len ${len} at ${off}`);
+    const id = u16(buf, off + 2) & NLA_TYPE_MASK;
+    const field = id < STATS64_FIELD.length ? STATS64_FIELD[id] : undefined;
+    if (field !== undefined) {
+      if (len - NLA_HDRLEN < 8) throw new MalformedAttributeError(`netlink attribute stats64.${field}: ${len - NLA_HDRLEN} bytes, need 8`);
+      const p = off + NLA_HDRLEN;
+      const lo = u32(buf, HOST_LE ? p : p + 4);
+      const hi = u32(buf, HOST_LE ? p + 4 : p);
+      if (lo !== 0 || hi !== 0) {
+        out ??= { ...ZERO_STATS };
+        out[field] = hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+      }
+    }
+    off += (len + 3) & ~3;
+  }
+  return out ?? (ZERO_STATS as Stats);
+}
 
 export interface DestDecodeOptions {
   /** Decode the counters (stats64, or the 32-bit stats before Linux 4.1); false gives zero counters. */
@@ -232,9 +270,9 @@ export function decodeDestMessage(
   }
   let stats: Stats;
   if (!opts.counters) stats = NO_COUNTERS;
-  else if (s64At >= 0) stats = decodeStats(undefined, decodeAttrs(STATS64_ATTRS, buf, s64At, s64End));
+  else if (s64At >= 0) stats = decodeStats64(buf, s64At, s64End);
   else if (s32At >= 0) stats = decodeStats(decodeAttrs(STATS_ATTRS, buf, s32At, s32End), undefined);
-  else stats = { ...ZERO_STATS };
+  else stats = ZERO_STATS as Stats;
   return {
     family,
     address,

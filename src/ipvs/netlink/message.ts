@@ -134,6 +134,31 @@ export function parseMessages(buf: Buffer): NetlinkMessage[] {
   return out;
 }
 
+/**
+ * Calls `visit` for each message of a stream of datagrams (type, seq, and where its payload lies), without
+ * a NetlinkMessage per message: for bulk answers of 100k messages. Throws MalformedMessageError on a bad length.
+ */
+export function forEachMessage(buf: Buffer, visit: (type: number, seq: number, payload: number, end: number) => void): void {
+  let off = 0;
+  while (off + NLMSG_HDRLEN <= buf.length) {
+    const len = r32(buf, off);
+    if (len < NLMSG_HDRLEN || off + len > buf.length)
+      throw new MalformedMessageError(`netlink message length ${len} at offset ${off} of ${buf.length}`);
+    visit(r16(buf, off + 4), r32(buf, off + 8), off + NLMSG_HDRLEN, off + len);
+    off += nlaAlign(len);
+  }
+}
+
+/** The positive errno of an NLMSG_ERROR / NLMSG_DONE payload at buf[payload, end) (0: ACK or success). */
+export function payloadErrno(type: number, buf: Buffer, payload: number, end: number): number {
+  if (end - payload < 4) {
+    if (type === NLMSG_DONE) return 0;
+    throw new MalformedMessageError('NLMSG_ERROR without error code');
+  }
+  const code = ri32(buf, payload);
+  return code === 0 ? 0 : -code;
+}
+
 /** The genl command of a generic netlink message. */
 export function genlCommand(m: NetlinkMessage): number {
   if (m.end - m.payload < GENL_HDRLEN) throw new MalformedMessageError('generic netlink message without genlmsghdr');

@@ -51,12 +51,19 @@ function cUint(n: number): string {
   return String(n >>> 0);
 }
 
+/** Padding taken from one string (padEnd/padStart build their filler for every call: 110k lines, 4 each). */
+const SPACES = ' '.repeat(64);
+
 function left(s: string, width: number): string {
-  return s.padEnd(width, ' ');
+  const n = width - s.length;
+  if (n <= 0) return s;
+  return n <= SPACES.length ? s + SPACES.slice(0, n) : s.padEnd(width, ' ');
 }
 
 function right(s: string, width: number): string {
-  return s.padStart(width, ' ');
+  const n = width - s.length;
+  if (n <= 0) return s;
+  return n <= SPACES.length ? SPACES.slice(0, n) + s : s.padStart(width, ' ');
 }
 
 interface Namer {
@@ -206,23 +213,47 @@ function orderDests<T extends Destination>(dests: readonly T[], noSort: boolean)
   return noSort ? dests.slice() : sortDests(dests);
 }
 
+/**
+ * A table printer in pieces, for output that streams: `header`, then `service(s)` for each service in the
+ * order `order` gives (the services' order only depends on their keys, so `order` may see them before their
+ * real servers are read). formatSave / formatList are header + order + service, joined.
+ */
+export interface TableFormatter<S extends Service> {
+  readonly header: string;
+  order(services: readonly S[]): S[];
+  /** The service's lines and its real servers' lines, each ending in "\n". */
+  service(s: S): string;
+}
+
+/** The pieces of `ipvsadm -S[n]`. */
+export function saveFormatter<S extends DesiredService = DesiredService>(opts: NameOptions = {}): TableFormatter<S> {
+  const n = namer(opts);
+  return {
+    header: '',
+    order: (services) => orderServices(services, false),
+    service: (s) => {
+      const svcName = serviceName(n, s, true);
+      let line = `-A ${svcName} -s ${s.scheduler}`;
+      if (s.flags.persistent) line += ` -p ${cUint(s.persistenceTimeout)}${maskText(s, ' -M ')}`;
+      if (s.pe !== '') line += ` --pe ${s.pe}`;
+      if (s.flags.onePacket) line += ' -o';
+      if (hasSchedFlags(s)) line += ` -b ${schedFlagsText(s)}`;
+      const lines = [line];
+      const protocol = serviceProtocol(s);
+      for (const d of orderDests(s.destinations, false)) lines.push(destRule(svcName, addrPort(n, d.family, d.address, d.port, protocol), d));
+      lines.push('');
+      return lines.join('\n');
+    },
+  };
+}
+
 /** `ipvsadm -S` (with `numeric`: `ipvsadm -Sn`, what `ipvsadm-save -n` writes). */
 export function formatSave(services: readonly DesiredService[], opts: NameOptions = {}): string {
-  const n = namer(opts);
-  let out = '';
-  for (const s of orderServices(services, false)) {
-    const svcName = serviceName(n, s, true);
-    let line = `-A ${svcName} -s ${s.scheduler}`;
-    if (s.flags.persistent) line += ` -p ${cUint(s.persistenceTimeout)}${maskText(s, ' -M ')}`;
-    if (s.pe !== '') line += ` --pe ${s.pe}`;
-    if (s.flags.onePacket) line += ' -o';
-    if (hasSchedFlags(s)) line += ` -b ${schedFlagsText(s)}`;
-    out += line + '\n';
-    for (const d of orderDests(s.destinations, false)) {
-      out += destRule(svcName, addrPort(n, d.family, d.address, d.port, serviceProtocol(s)), d) + '\n';
-    }
-  }
-  return out;
+  return formatTable(saveFormatter(opts), services);
+}
+
+function formatTable<S extends Service>(f: TableFormatter<S>, services: readonly S[]): string {
+  return f.header + f.order(services).map((s) => f.service(s)).join('');
 }
 
 function listTitle(f: ListFormat): string {
@@ -292,11 +323,8 @@ function destListLine(n: Namer, s: ServiceState, d: DestinationState, f: ListFor
   return `${name} ${left(FORWARD_NAME[d.forward], 7)} ${left(cInt(d.weight), 6)} ${u(d.activeConns, 10)} ${u(d.inactiveConns, 10)}`;
 }
 
-/**
- * `ipvsadm -L [-n] [--stats|--rate|--thresholds|--persistent-conn|--tun-info] [--exact] [--nosort]`.
- * With opts.info: the whole table with its header; without: the given services only (`-L -t svc`).
- */
-export function formatList(services: readonly ServiceState[], opts: FormatListOptions = {}): string {
+/** The pieces of `ipvsadm -L ...` (see formatList). */
+export function listFormatter(opts: FormatListOptions = {}): TableFormatter<ServiceState> {
   const f: ListFormat = {
     numeric: opts.numeric ?? DEFAULT_LIST_FORMAT.numeric,
     stats: opts.stats ?? false,
@@ -308,14 +336,27 @@ export function formatList(services: readonly ServiceState[], opts: FormatListOp
     tunInfo: opts.tunInfo ?? false,
   };
   const n = namer(opts);
-  let out = '';
-  if (opts.info) out += `IP Virtual Server version ${opts.info.version} (size=${cInt(opts.info.connTableSize)})\n`;
-  out += listTitle(f);
-  for (const s of orderServices(services, f.noSort)) {
-    out += serviceListLine(n, s, f) + '\n';
-    for (const d of orderDests(s.destinations, f.noSort)) out += destListLine(n, s, d, f) + '\n';
-  }
-  return out;
+  let header = '';
+  if (opts.info) header += `IP Virtual Server version ${opts.info.version} (size=${cInt(opts.info.connTableSize)})\n`;
+  header += listTitle(f);
+  return {
+    header,
+    order: (services) => orderServices(services, f.noSort),
+    service: (s) => {
+      const lines = [serviceListLine(n, s, f)];
+      for (const d of orderDests(s.destinations, f.noSort)) lines.push(destListLine(n, s, d, f));
+      lines.push('');
+      return lines.join('\n');
+    },
+  };
+}
+
+/**
+ * `ipvsadm -L [-n] [--stats|--rate|--thresholds|--persistent-conn|--tun-info] [--exact] [--nosort]`.
+ * With opts.info: the whole table with its header; without: the given services only (`-L -t svc`).
+ */
+export function formatList(services: readonly ServiceState[], opts: FormatListOptions = {}): string {
+  return formatTable(listFormatter(opts), services);
 }
 
 /** `ipvsadm -L --timeout`. */

@@ -16,6 +16,9 @@ export {
 export {
   formatSave,
   formatList,
+  saveFormatter,
+  listFormatter,
+  type TableFormatter,
   formatTimeouts,
   formatDaemons,
   formatConnections,

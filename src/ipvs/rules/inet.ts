@@ -37,30 +37,33 @@ export function inetAton(s: string): number | null {
 
 /** inet_pton(AF_INET): exactly four decimal octets, no leading zeros. */
 export function inetPton4(s: string): number | null {
-  const octets: number[] = [];
+  // Character codes, no array: this runs for every address of a 110k-line rule file.
+  let word = 0;
+  let octets = 0;
   let cur = 0;
   let sawDigit = false;
-  for (const ch of s) {
-    if (isDigit(ch)) {
-      const nv = cur * 10 + (ch.charCodeAt(0) - 48);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
       if (sawDigit && cur === 0) return null;
+      const nv = cur * 10 + (c - 48);
       if (nv > 255) return null;
       cur = nv;
       if (!sawDigit) {
-        if (octets.length + 1 > 4) return null;
+        if (octets + 1 > 4) return null;
         sawDigit = true;
       }
-    } else if (ch === '.' && sawDigit) {
-      if (octets.length + 1 === 4) return null;
-      octets.push(cur);
+    } else if (c === 46 && sawDigit) {
+      if (octets + 1 === 4) return null;
+      word = word * 256 + cur;
+      octets++;
       cur = 0;
       sawDigit = false;
     } else return null;
   }
   if (!sawDigit) return null;
-  octets.push(cur);
-  if (octets.length < 4) return null;
-  return ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0;
+  if (octets + 1 < 4) return null;
+  return word * 256 + cur;
 }
 
 /** inet_pton(AF_INET6) as glibc implements it (including a trailing dotted quad). */

@@ -28,6 +28,15 @@ export interface ParsedRules {
 /** Split rule-file text into the argument vector of each line (without "ipvsadm"). */
 export function tokenizeRules(text: string): { line: number; argv: string[] }[] {
   const out: { line: number; argv: string[] }[] = [];
+  forEachRuleLine(text, (line, argv) => void out.push({ line, argv }));
+  return out;
+}
+
+/**
+ * Calls `each` with the argument vector of each line that has one (not blank, not a comment), in order.
+ * One line at a time, so that a parser can drop each vector as soon as it is read.
+ */
+function forEachRuleLine(text: string, each: (line: number, argv: string[]) => void): void {
   const len = text.length;
   let line = 0;
   // Lines as text.split('\n') gives them (the text after a final newline is one more, empty, line).
@@ -38,10 +47,9 @@ export function tokenizeRules(text: string): { line: number; argv: string[] }[] 
     const argv = lineWords(text, start, end);
     // A comment line: its first non-blank character (as String.prototype.trimStart() sees blanks) is '#'.
     const comment = argv.length > 0 && text.charCodeAt(start) !== 45 && text.slice(start, end).trimStart().startsWith('#');
-    if (argv.length > 0 && !comment) out.push({ line, argv });
+    if (argv.length > 0 && !comment) each(line, argv);
     start = end + 1;
   }
-  return out;
 }
 
 /** The words of text[start, end) separated by runs of space, tab and CR, without the words "ipvsadm". */
@@ -70,7 +78,7 @@ const READ_ONLY = new Set<Command['kind']>(['list', 'save', 'help', 'version']);
 export function parseRules(text: string, source: string, opts: ParseOptions = {}): ParsedRules {
   const commands: RuleLine[] = [];
   const errors: RuleLineError[] = [];
-  for (const { line, argv } of tokenizeRules(text)) {
+  forEachRuleLine(text, (line, argv) => {
     try {
       const command = parseSavedRule(argv) ?? parseCommand(argv, opts);
       if (command.kind === 'restore') {
@@ -86,7 +94,7 @@ export function parseRules(text: string, source: string, opts: ParseOptions = {}
       if (!(e instanceof RuleError)) throw e;
       errors.push({ source, line, message: e.message, exitStatus: e.exitStatus });
     }
-  }
+  });
   if (errors.length > 0) throw new RuleFileError(errors);
   return { commands };
 }

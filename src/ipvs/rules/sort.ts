@@ -151,28 +151,60 @@ function quadWord(s: string): number {
  * result. Keys are rank * 2^48 + word * 2^16 + port (below 2^53, exact in a double). null: take the
  * general path.
  */
+const PROTO_RANK = { tcp: 0, udp: 1, sctp: 2 } as const;
 const ORDERED_KEY_SPAN = 2 ** 31;
-function sortKeysIfTotal(n: number, family: (i: number) => Family, address: (i: number) => string, rank: (i: number) => number, port: (i: number) => number): number[] | null {
+const KEY_RANK = 2 ** 48;
+
+/** Keys of IPv4 address-port entries, or null when the fast path's condition does not hold. */
+function destKeys(dests: readonly Destination[]): number[] | null {
+  const n = dests.length;
   const keys: number[] = new Array<number>(n);
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < n; i++) {
-    if (family(i) !== 'inet') return null;
-    const w = quadWord(address(i));
+    const d = dests[i];
+    if (d.family !== 'inet') return null;
+    const w = quadWord(d.address);
     if (w < 0) return null;
     if (w < lo) lo = w;
     if (w > hi) hi = w;
-    keys[i] = rank(i) * 2 ** 48 + w * 65536 + port(i);
+    keys[i] = w * 65536 + d.port;
   }
   return hi - lo < ORDERED_KEY_SPAN ? keys : null;
 }
 
-/** A stable sort of `items` by numeric `keys`; the items themselves when already in order. */
+/** The same for services (all of them IPv4 address services; protocol rank first). */
+function serviceKeys(services: readonly Service[]): number[] | null {
+  const n = services.length;
+  const keys: number[] = new Array<number>(n);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const k = services[i].key;
+    if (k.kind !== 'addr' || k.family !== 'inet') return null;
+    const w = quadWord(k.address);
+    if (w < 0) return null;
+    if (w < lo) lo = w;
+    if (w > hi) hi = w;
+    keys[i] = PROTO_RANK[k.protocol] * KEY_RANK + w * 65536 + k.port;
+  }
+  return hi - lo < ORDERED_KEY_SPAN ? keys : null;
+}
+
+/**
+ * A stable sort of `items` by numeric `keys`. Already in order: a copy; in strictly falling order (the
+ * kernel lists real servers newest first, so a list added in order comes back reversed): the reverse.
+ */
 function sortByKeys<T>(items: readonly T[], keys: number[]): T[] {
   const n = items.length;
-  let sorted = true;
-  for (let i = 1; i < n && sorted; i++) sorted = keys[i - 1] <= keys[i];
-  if (sorted) return items.slice();
+  let rising = true;
+  let falling = true;
+  for (let i = 1; i < n && (rising || falling); i++) {
+    if (keys[i - 1] > keys[i]) rising = false;
+    if (keys[i - 1] <= keys[i]) falling = false;
+  }
+  if (rising) return items.slice();
+  if (falling) return items.slice().reverse();
   if (n <= 16) {
     // insertion sort (stable) of small lists, carrying keys and items together
     const out = items.slice();
@@ -197,26 +229,8 @@ function sortByKeys<T>(items: readonly T[], keys: number[]): T[] {
   return order.map((i) => items[i]);
 }
 
-const PROTO_RANK = { tcp: 0, udp: 1, sctp: 2 } as const;
-
 export function sortServices<T extends Service>(services: readonly T[]): T[] {
-  const n = services.length;
-  const fast = sortKeysIfTotal(
-    n,
-    (i) => (services[i].key.kind === 'addr' ? services[i].key.family : 'inet6'),
-    (i) => {
-      const key = services[i].key;
-      return key.kind === 'addr' ? key.address : '';
-    },
-    (i) => {
-      const key = services[i].key;
-      return key.kind === 'addr' ? PROTO_RANK[key.protocol] : 0;
-    },
-    (i) => {
-      const key = services[i].key;
-      return key.kind === 'addr' ? key.port : 0;
-    },
-  );
+  const fast = serviceKeys(services);
   if (fast) return sortByKeys(services, fast);
   return sortServicesGeneral(services);
 }
@@ -257,13 +271,7 @@ function sortServicesGeneral<T extends Service>(services: readonly T[]): T[] {
 export function sortDests<T extends Destination>(dests: readonly T[]): T[] {
   const n = dests.length;
   if (n <= 1) return dests.slice();
-  const fast = sortKeysIfTotal(
-    n,
-    (i) => dests[i].family,
-    (i) => dests[i].address,
-    () => 0,
-    (i) => dests[i].port,
-  );
+  const fast = destKeys(dests);
   if (fast) return sortByKeys(dests, fast);
   const k = keysOf(n);
   for (let i = 0; i < n; i++) {

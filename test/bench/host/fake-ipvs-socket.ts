@@ -27,9 +27,17 @@ import {
   IpvsCmd,
   NLMSG_DONE,
   NLMSG_ERROR,
+  NLM_F_ACK,
   NLM_F_MULTI,
 } from '../../../src/ipvs/netlink/constants';
-import { genlAttrStart, genlCommand, genlMessageSize, parseMessages, writeGenlMessage } from '../../../src/ipvs/netlink/message';
+import {
+  genlAttrStart,
+  genlCommand,
+  genlMessageSize,
+  parseMessages,
+  writeGenlMessage,
+  type NetlinkMessage,
+} from '../../../src/ipvs/netlink/message';
 import { decodeAttrs } from '../../../src/ipvs/netlink/tlv';
 
 const FAMILY_ID = 0x1d;
@@ -67,7 +75,11 @@ export function setFakeTable(t: FakeTable): void {
     destAnswers.push(dumpDatagrams(0, IpvsCmd.GET_DEST, recs));
   }
   serviceAnswer = dumpDatagrams(0, IpvsCmd.GET_SERVICE, svcs);
+  bulkDestAnswer = Buffer.concat(destAnswers.flatMap((a, s) => withSeq(a, s + 1)));
 }
+
+/** What the bulk read asks for the whole table (GET_DEST of every service, seqs 1..N), answered in advance. */
+let bulkDestAnswer = Buffer.alloc(0);
 
 function withSeq(bufs: readonly Buffer[], seq: number): Buffer[] {
   return bufs.map((b) => {
@@ -153,6 +165,66 @@ function reply<S extends TableShape>(seq: number, family: number, cmd: number, t
   return [buf, control(NLMSG_ERROR, 0x100, seq, 0)];
 }
 
+/** The datagrams that answer one request message (seq patched in). */
+function answer(m: NetlinkMessage): Buffer[] {
+  if (m.type === GENL_ID_CTRL) return reply(m.seq, GENL_ID_CTRL, 1, CTRL_ATTRS, { familyId: FAMILY_ID, familyName: 'IPVS' });
+  const cmd = genlCommand(m);
+  if (cmd === IpvsCmd.GET_INFO) return reply(m.seq, FAMILY_ID, cmd, INFO_ATTRS, { version: 0x10201, connTabSize: 4096 });
+  if (cmd === IpvsCmd.GET_SERVICE) return withSeq(serviceAnswer, m.seq);
+  if (cmd === IpvsCmd.GET_DEST) {
+    const rec = decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end);
+    const s = (rec.service!.addr!.readUInt32BE(0) - VIP_BASE - 1) >>> 0;
+    return withSeq(destAnswers[s] ?? [control(NLMSG_DONE, NLM_F_MULTI, 0, 0)], m.seq);
+  }
+  if (WRITES.has(cmd)) return m.flags & NLM_F_ACK ? [control(NLMSG_ERROR, 0x100, m.seq, 0)] : []; // done, table unchanged
+  return [control(NLMSG_ERROR, 0x100, m.seq, 95)];
+}
+
+/** Changes are acknowledged (when asked) and not kept: enough to time what -R does in JavaScript. */
+const WRITES = new Set<number>([
+  IpvsCmd.NEW_SERVICE, IpvsCmd.SET_SERVICE, IpvsCmd.DEL_SERVICE, IpvsCmd.NEW_DEST, IpvsCmd.SET_DEST, IpvsCmd.DEL_DEST, IpvsCmd.FLUSH,
+]);
+
+/**
+ * A stand-in for native/ipvs_netlink_addon.cc: the answers in chunks of whole answers (as the addon cuts
+ * them, at chunkBytes), one chunk per event-loop turn, then the end.
+ */
+export const fakeNetlinkAddon = {
+  dumps(_protocol: number, requests: Buffer, opts: { chunkBytes?: number }, onChunk: (c: Buffer | null) => void): void {
+    const msgs = parseMessages(requests);
+    const limit = opts.chunkBytes ?? 256 << 10;
+    let out: Buffer;
+    if (msgs.length === table.services && msgs.every((m, i) => m.seq === i + 1 && genlCommand(m) === IpvsCmd.GET_DEST)) {
+      out = bulkDestAnswer;
+    } else {
+      out = Buffer.concat(msgs.flatMap((m) => answer(m)));
+    }
+    // cut after a DONE/ERROR once a chunk holds `limit` bytes; each chunk is a fresh copy, as the addon's are
+    const cuts: number[] = [];
+    let start = 0;
+    for (let off = 0; off + 16 <= out.length; ) {
+      const len = out.readUInt32LE(off);
+      const type = out.readUInt16LE(off + 4);
+      off += (len + 3) & ~3;
+      if ((type === NLMSG_DONE || type === NLMSG_ERROR) && off - start >= limit) {
+        cuts.push(off);
+        start = off;
+      }
+    }
+    if (start < out.length) cuts.push(out.length);
+    let from = 0;
+    const next = (k: number): void => {
+      if (k === cuts.length) return onChunk(null);
+      const c = Buffer.allocUnsafe(cuts[k] - from);
+      out.copy(c, 0, from, cuts[k]);
+      from = cuts[k];
+      onChunk(c);
+      setImmediate(next, k + 1);
+    };
+    setImmediate(next, 0);
+  },
+};
+
 export class FakeRawNetlinkSocket extends EventEmitter {
   private readonly queue: Buffer[] = [];
   private scheduled = false;
@@ -174,24 +246,7 @@ export class FakeRawNetlinkSocket extends EventEmitter {
   }
 
   send(buf: Buffer, _o: unknown, cb: (err?: Error) => void): void {
-    for (const m of parseMessages(buf)) {
-      if (m.type === GENL_ID_CTRL) {
-        this.push(reply(m.seq, GENL_ID_CTRL, 1, CTRL_ATTRS, { familyId: FAMILY_ID, familyName: 'IPVS' }));
-        continue;
-      }
-      const cmd = genlCommand(m);
-      if (cmd === IpvsCmd.GET_INFO) {
-        this.push(reply(m.seq, FAMILY_ID, cmd, INFO_ATTRS, { version: 0x10201, connTabSize: 4096 }));
-      } else if (cmd === IpvsCmd.GET_SERVICE) {
-        this.push(withSeq(serviceAnswer, m.seq));
-      } else if (cmd === IpvsCmd.GET_DEST) {
-        const rec = decodeAttrs(CMD_ATTRS, m.buf, genlAttrStart(m), m.end);
-        const s = (rec.service!.addr!.readUInt32BE(0) - VIP_BASE - 1) >>> 0;
-        this.push(withSeq(destAnswers[s] ?? [control(NLMSG_DONE, NLM_F_MULTI, 0, 0)], m.seq));
-      } else {
-        this.push([control(NLMSG_ERROR, 0x100, m.seq, 95)]);
-      }
-    }
+    for (const m of parseMessages(buf)) this.push(answer(m));
     // The addon completes a send from a zero timer (the next loop turn).
     setTimeout(() => cb(), 0);
   }

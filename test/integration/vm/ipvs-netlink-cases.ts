@@ -240,7 +240,11 @@ export interface LargeTableFigures {
   applyOk: boolean;
   listedServices: number;
   listedDests: number;
-  /** The default pool (peeking reads) and 64 sockets with 16 KiB reads list the same table. */
+  /** The netlink addon was built and loaded (the default read is the bulk one). */
+  bulkAddon: boolean;
+  /** eachService (sorted as ipvsadm sorts) hands over the same services and real servers as services(). */
+  streamedAgrees: boolean;
+  /** The bulk read (the addon) and a pool of 64 dump sockets with 16 KiB reads list the same table. */
   poolVariantsAgree: boolean;
   /** Our -Sn text of the listing equals ipvsadm -Sn. */
   saveIdentical: boolean;

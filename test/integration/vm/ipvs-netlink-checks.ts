@@ -13,7 +13,9 @@ import * as path from 'node:path';
 import { IpvsError } from '../../../src/ipvs/errors';
 import type { IpvsOp, ServiceKey, ServiceState } from '../../../src/ipvs/model';
 import { IpvsClient, type ApplyResult } from '../../../src/ipvs/netlink';
+import { netlinkAddon } from '../../../src/ipvs/netlink/bulk';
 import { formatSave } from '../../../src/ipvs/rules/format';
+import { sortServices } from '../../../src/ipvs/rules/sort';
 import {
   CREATE_CASES,
   IPVSADM_RULES,
@@ -302,21 +304,24 @@ async function main(): Promise<void> {
 
 /**
  * A table large enough that apply() must split it into several sendmsg batches and the listing must spread
- * over the dump socket pool: what we write, what we read (with two pool set-ups) and what ipvsadm reads agree.
+ * over the dump socket pool: what we write, what we read (in bulk through the netlink addon, and over a pool of 64
+ * dump sockets) and what ipvsadm reads agree.
  * Functional only; the timings are the benchmark's (test/bench/vm/netlink-list.ts, npm run bench:ipvs).
  */
 async function largeTable(c: IpvsClient, n: number, perService: number): Promise<void> {
   await c.flush();
   const ops = largeTableOps(n, perService);
   const r = await c.apply(ops);
-  const listed = await c.services();
-  const pooled = await IpvsClient.open({ dumpSockets: 64, dumpReadBufferSize: 16384 });
+  const listed = await c.services(); // bulk: through the netlink addon
+  const pooled = await IpvsClient.open({ bulkReads: false, dumpSockets: 64, dumpReadBufferSize: 16384 });
   let other: ServiceState[];
   try {
     other = await pooled.services({ counters: false });
   } finally {
     pooled.close();
   }
+  const streamed: ServiceState[] = [];
+  await c.eachService({ counters: false, order: (l) => sortServices(l) }, (svc) => streamed.push(svc));
   const save = run('ipvsadm -Sn');
   const figures: LargeTableFigures = {
     services: n,
@@ -326,6 +331,8 @@ async function largeTable(c: IpvsClient, n: number, perService: number): Promise
     applyOk: r.ok,
     listedServices: listed.length,
     listedDests: listed.reduce((s, x) => s + x.destinations.length, 0),
+    bulkAddon: netlinkAddon() !== null,
+    streamedAgrees: JSON.stringify(streamed.map(withoutState)) === JSON.stringify(sortServices(other).map(withoutState)),
     poolVariantsAgree: JSON.stringify(listed.map(withoutState)) === JSON.stringify(other.map(withoutState)),
     saveIdentical: formatSave(other, { numeric: true }) === save.stdout,
     ipvsadmSaveLines: save.stdout.split('\n').length - 1,
