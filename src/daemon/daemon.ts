@@ -19,6 +19,7 @@ import type { DataPath, DataPathFactory } from './datapath';
 import { FLOWS_PAGE_DEFAULT, FLOWS_PAGE_MAX } from './dbus-api';
 import type { ChangeObserver, DataPathReading } from '../metrics/registry';
 import type { Logger } from './log';
+import type { HealthReporter } from '../metrics/health';
 import { ConfigProblem } from './preflight';
 import { KeepalivedSource, type KeepalivedSourceOptions } from '../sources/keepalived';
 import { RuleFileSource } from '../sources/rule-files';
@@ -73,12 +74,12 @@ export type SourceFactory = (cfg: DaemonConfig, running: readonly Source[]) => S
 export const ruleFilesOnly: SourceFactory = (cfg, running) => defaultSources()(cfg, running);
 
 /** The rule files, and the keepalived files when configured (their events logged to `log`). */
-export const defaultSources = (log?: Logger): SourceFactory => (cfg, running) => {
+export const defaultSources = (log?: Logger, health?: HealthReporter): SourceFactory => (cfg, running) => {
   if (kubernetesEnabled(cfg)) {
     throw new ChangeRefused('InvalidConfig', 'kubernetes: this source factory has no kubernetes source (the daemon\'s own, configuredSources in src/daemon/sources.ts, has)');
   }
   const out: Source[] = [new RuleFileSource(cfg.rules)];
-  if (cfg.keepalived.length > 0) out.push(keepalivedSource(cfg, running, log ? { log: (level, m) => log[level](m) } : {}));
+  if (cfg.keepalived.length > 0) out.push(keepalivedSource(cfg, running, { ...(log ? { log: (level, m) => log[level](m) } : {}), health }));
   return out;
 };
 
