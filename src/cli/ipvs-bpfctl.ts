@@ -59,6 +59,7 @@ ${PROGRAM} differences from ipvsadm:
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   // Loaded only for `status`: it pulls in dbus-next, which every other command would pay for at start.
   if (argv[0] === 'status') return (await import('./status')).statusMain(argv.slice(1), io);
+  if (argv[0] === 'drain') return (await import('./drain')).drainMain(argv.slice(1), io);
   let command: Command;
   try {
     command = parseCommand(argv, { program: PROGRAM });

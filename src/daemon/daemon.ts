@@ -7,7 +7,7 @@
  * and reconciled (changes that arrive while one runs are coalesced into the next).
  */
 import type { IpvsClient } from '../ipvs/netlink';
-import { destinationId, serviceKeyId, type DesiredService, type IpvsOp, type ServiceKey } from '../ipvs/model';
+import { destinationId, serviceKeyId, type DesiredService, type Destination, type DestinationRef, type IpvsOp, type ServiceKey } from '../ipvs/model';
 import { reconcile } from '../ipvs/reconcile';
 import { commandToOp, parseRules, replayRules, RuleFileError } from '../ipvs/rules';
 import { destinationOnly } from '../ipvs/rules';
@@ -19,6 +19,7 @@ import type { DataPath, DataPathFactory } from './datapath';
 import { FLOWS_PAGE_DEFAULT, FLOWS_PAGE_MAX } from './dbus-api';
 import type { ChangeObserver, DataPathReading } from '../metrics/registry';
 import type { Logger } from './log';
+import type { HealthReporter } from '../metrics/health';
 import { ConfigProblem } from './preflight';
 import { KeepalivedSource, type KeepalivedSourceOptions } from '../sources/keepalived';
 import { RuleFileSource } from '../sources/rule-files';
@@ -73,12 +74,12 @@ export type SourceFactory = (cfg: DaemonConfig, running: readonly Source[]) => S
 export const ruleFilesOnly: SourceFactory = (cfg, running) => defaultSources()(cfg, running);
 
 /** The rule files, and the keepalived files when configured (their events logged to `log`). */
-export const defaultSources = (log?: Logger): SourceFactory => (cfg, running) => {
+export const defaultSources = (log?: Logger, health?: HealthReporter): SourceFactory => (cfg, running) => {
   if (kubernetesEnabled(cfg)) {
     throw new ChangeRefused('InvalidConfig', 'kubernetes: this source factory has no kubernetes source (the daemon\'s own, configuredSources in src/daemon/sources.ts, has)');
   }
   const out: Source[] = [new RuleFileSource(cfg.rules)];
-  if (cfg.keepalived.length > 0) out.push(keepalivedSource(cfg, running, log ? { log: (level, m) => log[level](m) } : {}));
+  if (cfg.keepalived.length > 0) out.push(keepalivedSource(cfg, running, { ...(log ? { log: (level, m) => log[level](m) } : {}), health }));
   return out;
 };
 
@@ -90,6 +91,18 @@ export function keepalivedSource(cfg: DaemonConfig, running: readonly Source[], 
     return old;
   }
   return new KeepalivedSource(cfg.keepalived, opts);
+}
+
+/** How often draining real servers' connections are looked at. */
+export const DRAIN_POLL_MS = 1000;
+
+interface Drain {
+  serviceId: string;
+  serverId: string;
+  key: ServiceKey;
+  ref: DestinationRef;
+  deadline: number;
+  removed: boolean;
 }
 
 /** More changed services than this in one go are reconciled against the whole table (one dump is cheaper). */
@@ -118,6 +131,9 @@ export class Daemon {
   private pending: Map<string, ServiceKey> | 'all' | undefined;
   private syncQueued = false;
   private readonly subscribed = new WeakSet<Source>();
+  /** Real servers being drained (weight 0 until their connections end) or drained (out), by `${service}|${server}`. */
+  private readonly drains = new Map<string, Drain>();
+  private drainTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private cfg: DaemonConfig,
@@ -258,6 +274,125 @@ export class Daemon {
     });
   }
 
+  /**
+   * Drain: the real server's weight goes to 0 at once (no new connections), and it is removed when its
+   * connections have ended (active + inactive 0) or after `maxSeconds`, whichever comes first. The drain
+   * holds against every source (a reload or a health check does not put the real server back) until no
+   * source names it any more, or the daemon restarts. Returns what was done.
+   */
+  drain(serviceId: string, serverId: string, maxSeconds: number): Promise<string> {
+    return this.serial('Drain', async () => {
+      if (!Number.isInteger(maxSeconds) || maxSeconds < 0 || maxSeconds > 86400 * 7) {
+        throw new ChangeRefused('InvalidArgs', `maximum drain time ${maxSeconds} s is out of range (0-604800)`);
+      }
+      let known = this.snapshotKey(serviceId);
+      if (!known) {
+        await this.refresh();
+        known = this.snapshotKey(serviceId);
+      }
+      const svc = known && (await this.deps.ipvs.service(known, { counters: false }));
+      if (!svc) throw new ChangeRefused('NoSuchObject', `no service ${JSON.stringify(serviceId)} (ids as in the Services property)`);
+      const dest = svc.destinations.find((d) => destinationId(d) === serverId);
+      if (!dest) throw new ChangeRefused('NoSuchObject', `service ${serviceId} has no real server ${JSON.stringify(serverId)}`);
+      const id = `${serviceId}|${serverId}`;
+      const have = this.drains.get(id);
+      if (have) return `${serverId} of ${serviceId} is already ${have.removed ? 'drained' : 'draining'}`;
+      const drain: Drain = {
+        serviceId, serverId, key: { ...svc.key }, ref: { family: dest.family, address: dest.address, port: dest.port },
+        deadline: Date.now() + maxSeconds * 1000, removed: false,
+      };
+      this.drains.set(id, drain);
+      try {
+        if (dest.weight !== 0) {
+          await applyAtomically(this.deps.ipvs, [{ op: { op: 'edit-dest', service: { ...svc.key }, dest: { ...destinationOnly(dest), weight: 0 } } }], [svc]);
+        }
+      } catch (e) {
+        this.drains.delete(id);
+        throw refusal(e);
+      }
+      this.deps.log.notice(`draining ${serverId} of ${serviceId}: weight 0, removed when its connections end or in ${maxSeconds} s`);
+      this.armDrains();
+      await this.refresh();
+      return `draining ${serverId} of ${serviceId}: weight 0, removed when its connections end (at most ${maxSeconds} s)`;
+    });
+  }
+
+  /** The drains now. */
+  drainStatus(): { serviceId: string; serverId: string; removed: boolean; secondsLeft: number }[] {
+    const now = Date.now();
+    return [...this.drains.values()].map((d) => ({
+      serviceId: d.serviceId, serverId: d.serverId, removed: d.removed, secondsLeft: d.removed ? 0 : Math.max(0, Math.ceil((d.deadline - now) / 1000)),
+    }));
+  }
+
+  private armDrains(): void {
+    if (this.drainTimer || this.closed) return;
+    this.drainTimer = setInterval(() => {
+      if (![...this.drains.values()].some((d) => !d.removed)) {
+        clearInterval(this.drainTimer);
+        this.drainTimer = undefined;
+        return;
+      }
+      this.serial('drain check', () => this.checkDrains()).catch(() => undefined);
+    }, DRAIN_POLL_MS);
+    this.drainTimer.unref();
+  }
+
+  /** Removes draining real servers whose connections ended or whose time is up. */
+  private async checkDrains(): Promise<void> {
+    let changed = false;
+    for (const d of this.drains.values()) {
+      if (d.removed) continue;
+      const svc = await this.deps.ipvs.service(d.key, { counters: false });
+      const dest = svc?.destinations.find((x) => destinationId(x) === d.serverId);
+      if (!svc || !dest) {
+        d.removed = true;
+        continue;
+      }
+      const conns = dest.activeConns + dest.inactiveConns;
+      const late = Date.now() >= d.deadline;
+      if (conns > 0 && !late) continue;
+      try {
+        await applyAtomically(this.deps.ipvs, [{ op: { op: 'delete-dest', service: { ...d.key }, dest: { ...d.ref } } }], [svc]);
+        d.removed = true;
+        changed = true;
+        this.deps.log.notice(`drained ${d.serverId} of ${d.serviceId}: removed (${conns > 0 ? `time up with ${conns} connections left` : 'no connections left'})`);
+      } catch (e) {
+        this.deps.log.warning(`drain of ${d.serverId} of ${d.serviceId}: cannot remove it: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    if (changed) await this.refresh();
+  }
+
+  /** What the sources want, with the drains held: draining real servers at weight 0, drained ones out. */
+  private withDrains(services: Iterable<DesiredService>): DesiredService[] {
+    const out = [...services];
+    if (this.drains.size === 0) return out;
+    return out.map((s) => {
+      const sid = serviceKeyId(s.key);
+      if (![...this.drains.values()].some((d) => d.serviceId === sid)) return s;
+      const dests: Destination[] = [];
+      for (const d of s.destinations) {
+        const dr = this.drains.get(`${sid}|${destinationId(d)}`);
+        if (!dr) dests.push(d);
+        else if (!dr.removed) dests.push({ ...d, weight: 0 });
+      }
+      return { ...s, destinations: dests };
+    });
+  }
+
+  /** Before a full apply: drains of real servers no source names any more are over. */
+  private forgetDrains(desired: Iterable<DesiredService>): void {
+    if (this.drains.size === 0) return;
+    const named = new Set<string>();
+    for (const s of desired) for (const d of s.destinations) named.add(`${serviceKeyId(s.key)}|${destinationId(d)}`);
+    for (const [id, d] of this.drains) {
+      if (named.has(id)) continue;
+      this.drains.delete(id);
+      this.deps.log.info(`drain of ${d.serverId} of ${d.serviceId} ended: no source names it any more`);
+    }
+  }
+
   /** The key of the service of the last snapshot named `id` (serviceKeyId). */
   private snapshotKey(id: string): ServiceKey | undefined {
     const i = this.tableIndex?.get(id);
@@ -338,6 +473,8 @@ export class Daemon {
 
   /** Closes our handles only (see stop). */
   close(): void {
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    this.drainTimer = undefined;
     if (this.closed) return;
     this.closed = true;
     for (const s of this.sources) s.close?.();
@@ -422,7 +559,8 @@ export class Daemon {
           ...(merged.timeouts ? { timeouts: await this.deps.ipvs.timeouts() } : {}),
           ...(merged.daemons.length ? { daemons: await this.deps.ipvs.daemons() } : {}),
         };
-        const ops = [...reconcile(current, [...merged.services.values()]), ...extraOps(merged, kernel)];
+        this.forgetDrains(merged.services.values());
+        const ops = [...reconcile(current, this.withDrains(merged.services.values())), ...extraOps(merged, kernel)];
         return this.applyOps(ops, before, kernel);
     });
   }
@@ -443,7 +581,7 @@ export class Daemon {
           if (have && (want || !this.kept(key))) before.push(have);
           if (want) desired.push(want);
         }
-        return this.applyOps(reconcile(before, desired), before, {});
+        return this.applyOps(reconcile(before, this.withDrains(desired)), before, {});
     });
   }
 

@@ -148,6 +148,11 @@ export const MANAGER_METHODS: readonly MethodSpec[] = [
       + '((kind, proto, src, dst, NAT src, NAT dst, packets, bytes)..., next cursor: 0 = no more)',
   },
   { name: 'SetWeight', inSignature: 'ssu', outSignature: '', access: 'root', doc: 'set the weight of real server (2nd, e.g. "10.0.0.2:80") of service (1st, e.g. "tcp 10.0.0.1:80")' },
+  {
+    name: 'Drain', inSignature: 'ssu', outSignature: 's', access: 'root',
+    doc: 'drain real server (2nd) of service (1st): weight 0 now, removed when its connections end or after the 3rd argument '
+      + '(seconds); it stays out, whatever the sources say, until no source names it; returns what was done',
+  },
 ];
 
 /** Setting a property (LogControl1.LogLevel) changes the daemon: root only. */

@@ -66,6 +66,10 @@ class ManagerInterface extends Interface {
     return this.run('SetWeight', () => this.daemon.setWeight(service, server, weight));
   }
 
+  Drain(service: string, server: string, maxSeconds: number): Promise<string> {
+    return this.run('Drain', () => this.daemon.drain(service, server, maxSeconds));
+  }
+
   /** The check starts synchronously (it reads the message being dispatched), then the method runs. */
   private async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const checked = this.guard(methodSpec(name).access, name);

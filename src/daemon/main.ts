@@ -221,7 +221,7 @@ async function run(cfg: DaemonConfig, load: () => DaemonConfig, log: Logger): Pr
     onDumpError: (e) => log.warning(`metrics: cannot read the IPVS table for a scrape: ${e instanceof Error ? e.message : String(e)}`),
   });
   try {
-    daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath, observer: metrics, sources: configuredSources(log, ipvs) });
+    daemon = await Daemon.start(cfg, { log, loadConfig: load, ipvs, dataPath: startDataPath, observer: metrics, sources: configuredSources(log, ipvs, metrics?.health) });
   } catch (e) {
     unhook();
     ipvs.close();

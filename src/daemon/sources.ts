@@ -24,6 +24,7 @@ import type { Source } from '../sources/source';
 import { DEFAULT_RULES, kubernetesEnabled, type DaemonConfig } from './config';
 import { keepalivedSource, type SourceFactory } from './daemon';
 import type { Logger } from './log';
+import type { HealthReporter } from '../metrics/health';
 
 export interface KubeSettings {
   proxy: KubeProxyConfig;
@@ -55,11 +56,11 @@ export function ruleFilePaths(cfg: DaemonConfig): string[] {
 }
 
 /** The factory the daemon runs with (main.ts): rule files, keepalived configurations, the kubernetes source. */
-export function configuredSources(log: Logger, ipvs?: Pick<IpvsClient, 'service'>): SourceFactory {
+export function configuredSources(log: Logger, ipvs?: Pick<IpvsClient, 'service'>, health?: HealthReporter): SourceFactory {
   const signatures = new WeakMap<Source, string>();
   return (cfg, running) => {
     const out: Source[] = [new RuleFileSource(ruleFilePaths(cfg))];
-    if (cfg.keepalived.length > 0) out.push(keepalivedSource(cfg, running, { log: (level, m) => log[level](m) }));
+    if (cfg.keepalived.length > 0) out.push(keepalivedSource(cfg, running, { log: (level, m) => log[level](m), health }));
     if (!kubernetesEnabled(cfg)) return out;
     const s = kubeSettings(cfg);
     const keep = running.find((r) => signatures.get(r) === s.signature);

@@ -90,7 +90,9 @@ function fetchOnce(c: HttpCheck, path: string, vhost: string | undefined): Promi
     });
     sock.once('end', () => finish());
     sock.once('close', () => finish());
-    sock.once('error', (e) => finish(e));
+    // A server that answers and closes without reading the request may reset the connection: what it
+    // sent before the reset is still its answer.
+    sock.once('error', (e) => finish(size > 0 ? undefined : e));
   });
 }
 

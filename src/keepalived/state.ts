@@ -247,6 +247,8 @@ export class HealthState {
       if (!c.hasRun) {
         if (c.alpha || !up) this.rsNotify(st, rs);
         c.hasRun = true;
+        // The first verdict: no transition, but the state is now known (metrics start from it).
+        this.events.checker?.({ vs: st.vs, rs: st.vs.realServers[rs], checker, up });
       }
       return;
     }
@@ -331,7 +333,7 @@ export class HealthState {
 }
 
 /** As ipvs_cmd() sends it: a non-NAT destination takes the service's port (fwmark: none). */
-function portFor(key: DesiredService['key'], d: Destination): number {
+export function portFor(key: DesiredService['key'], d: Destination): number {
   if (d.forward === 'masq') return d.port;
   return key.kind === 'fwmark' ? 0 : key.port;
 }

@@ -18,6 +18,8 @@ import {
   type RealServerHealth,
   type VirtualServer,
 } from '../keepalived';
+import type { HealthReporter } from '../metrics/health';
+import { portFor } from '../keepalived/state';
 import { SourceError, tableOf, EMPTY_TABLE, type DesiredTable, type Source, type SourceChanged } from './source';
 
 export interface KeepalivedSourceOptions {
@@ -25,8 +27,10 @@ export interface KeepalivedSourceOptions {
   log?: (level: 'info' | 'notice' | 'warning', message: string) => void;
   /** Checks in flight at once (default DEFAULT_MAX_CONCURRENT). */
   maxConcurrent?: number;
-  /** Another listener of health events (metrics). */
+  /** Another listener of health events. */
   events?: HealthEvents;
+  /** Health-check metrics: every checker verdict, per virtual service the real server serves. */
+  health?: HealthReporter;
   /** Starts notify scripts (default runNotify). */
   notify?: (script: string) => void;
 }
@@ -88,6 +92,11 @@ export class KeepalivedSource implements Source {
     for (const line of cfg.warnings) log('warning', `keepalived: ${line}`);
     const prior = this.state;
     const oldScheduler = this.scheduler;
+    if (prior && this.opts.health) {
+      // Services no longer configured: their health series go.
+      const now = new Set(cfg.virtualServers.flatMap((vs) => vs.services.map((s) => JSON.stringify(s.key))));
+      for (const vs of prior.config.virtualServers) for (const s of vs.services) if (!now.has(JSON.stringify(s.key))) this.opts.health.forget(s.key);
+    }
     this.state = new HealthState(cfg, this.events(), prior);
     this.scheduler = new CheckScheduler(this.state, {
       maxConcurrent: this.opts.maxConcurrent,
@@ -148,7 +157,13 @@ export class KeepalivedSource implements Source {
         log('notice', `keepalived: real server ${rsName(e.vs, e.rs.dest)} ${how}`);
         extra.realServer?.(e);
       },
-      checker: (e) => extra.checker?.(e),
+      checker: (e) => {
+        const kind = e.rs.checkers[e.checker].kind;
+        for (const s of e.vs.services) {
+          this.opts.health?.transition({ service: s.key, server: { address: e.rs.dest.address, port: portFor(s.key, e.rs.dest) }, checker: kind, up: e.up });
+        }
+        extra.checker?.(e);
+      },
       quorum: (e) => {
         log('notice', `keepalived: ${e.vs.name} ${e.up ? 'has' : 'lost'} its quorum (live weight ${e.weight}, quorum ${e.vs.quorum})${e.sorryServerIn ? '; sorry server in' : ''}`);
         extra.quorum?.(e);

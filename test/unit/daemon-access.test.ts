@@ -24,7 +24,7 @@ describe('the method table', () => {
   test('every method has an access level, and every change needs root', () => {
     for (const m of MANAGER_METHODS) expect(ACCESS_LEVELS).toContain(m.access);
     expect(Object.fromEntries(MANAGER_METHODS.map((m) => [m.name, m.access]))).toEqual({
-      Reload: 'root', ApplyRules: 'root', SetWeight: 'root', ListFlows: 'flows',
+      Reload: 'root', ApplyRules: 'root', SetWeight: 'root', ListFlows: 'flows', Drain: 'root',
     });
     expect(MANAGER_METHODS.find((m) => m.name === 'ListFlows')).toEqual(expect.objectContaining({ inSignature: 'tu', outSignature: 'a(sssssstt)t' }));
   });

@@ -57,16 +57,25 @@ describe('KeepalivedSource', () => {
     const port = await new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as net.AddressInfo).port)));
     const file = write('k.conf', conf(port));
     const logs: string[] = [];
-    const src = new KeepalivedSource([file], { log: (l, m) => logs.push(`${l} ${m}`) });
+    const verdicts: string[] = [];
+    const health = {
+      transition: (t: { service: ServiceKey; server: { address: string; port: number }; checker: string; up: boolean }) =>
+        verdicts.push(`${serviceKeyId(t.service)} ${t.server.address}:${t.server.port} ${t.checker} ${t.up ? 'up' : 'down'}`),
+      forget: () => undefined,
+    };
+    const src = new KeepalivedSource([file], { log: (l, m) => logs.push(`${l} ${m}`), health });
     const t = await src.read();
     expect([...t.services.keys()]).toEqual(['tcp 10.0.0.1:80', 'tcp 10.0.0.2:80']);
     expect(dests(src, 'tcp 10.0.0.1:80')).toEqual([`127.0.0.1:${port}/1`]);
     const changes: string[][] = [];
     src.subscribe((keys?: readonly ServiceKey[]) => changes.push((keys ?? []).map(serviceKeyId)));
+    await until(() => verdicts.length >= 1); // the first check passed (1 s after the start)
     await new Promise<void>((r) => srv.close(() => r()));
     await until(() => dests(src, 'tcp 10.0.0.1:80').length === 0);
     expect(changes.at(-1)).toEqual(['tcp 10.0.0.1:80']);
     expect(logs).toContainEqual(`notice keepalived: real server 127.0.0.1:${port} of 10.0.0.1:80 removed from the pool`);
+    // The metrics reporter saw the first verdict (up) and the transition (down).
+    expect(verdicts).toEqual([`tcp 10.0.0.1:80 127.0.0.1:${port} TCP_CHECK up`, `tcp 10.0.0.1:80 127.0.0.1:${port} TCP_CHECK down`]);
 
     // A reload (same real server, one more virtual server) does not put the failed real server back.
     write('k.conf', conf(port, 'virtual_server 10.0.0.3 80 {\n  protocol TCP\n  real_server 127.0.0.1 2 {\n  }\n}\n'));

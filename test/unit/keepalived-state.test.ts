@@ -62,10 +62,10 @@ describe('HealthState', () => {
     const { h, table } = machine('alpha\n' + rs(1, 'notify_down /down'), ev);
     expect(table()).toEqual([]);
     h.checkerResult(0, 0, 0, false);
-    expect(ev).toEqual(['rs 10.0.1.1 down', 'run down /down']);
+    expect(ev).toEqual(['rs 10.0.1.1 down', 'run down /down', 'checker 10.0.1.1#0 down']);
     h.checkerResult(0, 0, 0, true);
     expect(table()).toEqual(['10.0.1.1:80 -m -w 1']);
-    expect(ev.slice(2)).toEqual(['rs 10.0.1.1 up', 'quorum up', 'checker 10.0.1.1#0 up']);
+    expect(ev.slice(3)).toEqual(['rs 10.0.1.1 up', 'quorum up', 'checker 10.0.1.1#0 up']);
   });
 
   it('quorum with hysteresis swaps in the sorry server and back', () => {
