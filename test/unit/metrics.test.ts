@@ -1,9 +1,9 @@
 /** The metrics module's pure parts: the table's text, the registry with a fixed source, the dump cache, health. */
 import { NO_SERVICE_FLAGS, NO_TUNNEL_FLAGS, ZERO_STATS, type DestinationState, type ServiceKey, type ServiceState, type Stats } from '../../src/ipvs/model';
-import { ALL_METRICS, DATAPATH, HEALTH, TABLE } from '../../src/metrics/names';
+import { ALL_METRICS, BACKEND_LABELS, DATAPATH, HEALTH, SERVICE_LABELS, TABLE } from '../../src/metrics/names';
 import { DaemonMetrics, kernelEventCounters, type DataPathReading, type MetricsSource } from '../../src/metrics/registry';
 import { SnapshotCache } from '../../src/metrics/snapshot';
-import { prepareTable, renderTableMetric, serviceLabels, tableSamples } from '../../src/metrics/table';
+import { backendLabels, labelText, prepareTable, renderTableMetric, serviceLabels, tableSamples } from '../../src/metrics/table';
 import { loadConfig, RESTART_ONLY } from '../../src/daemon/config';
 import { CONTENT_TYPE } from '../../src/metrics/registry';
 import { parseListen, serveMetrics } from '../../src/metrics/server';
@@ -68,6 +68,12 @@ describe('table metrics', () => {
       expect(tableSamples(TABLE_FIXTURE, d.name)).toEqual(fromText);
     }
     expect(renderTableMetric(prepareTable(TABLE_FIXTURE), 'ipvs_bpf_nothing')).toBeUndefined();
+    // the fast label texts are the generic ones, in the labels' order
+    const p = prepareTable(TABLE_FIXTURE);
+    TABLE_FIXTURE.forEach((svc, i) => {
+      expect(p.serviceText[i]).toBe(labelText(serviceLabels(svc.key), SERVICE_LABELS));
+      svc.destinations.forEach((d, j) => expect(p.backendText[i]![j]).toBe(labelText(backendLabels(svc.key, d), BACKEND_LABELS)));
+    });
   });
 });
 
