@@ -39,7 +39,7 @@ export interface MetricsSource {
   dataPath(): DataPathReading;
 }
 
-/** What the daemon reports about its changes. `trigger`: start, reload, apply_rules, set_weight (or a source's own). */
+/** What the daemon reports about its changes. `trigger`: start, reload, apply_rules, set_weight, source_sync (a source's own changes). */
 export interface ChangeObserver {
   reconciled(trigger: string, seconds: number, outcome: { ops: readonly IpvsOp[] } | { error: unknown }): void;
   reloaded(seconds: number, ok: boolean): void;
