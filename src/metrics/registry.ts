@@ -45,8 +45,11 @@ export interface ChangeObserver {
   reloaded(seconds: number, ok: boolean): void;
 }
 
-/** Control-file lines that are not event counters (settings, or the current connections). */
-const NOT_KERNEL_EVENTS = new Set(['abi', 'mode', 'map_id', 'conns', 'ports', 'snat', 'fallback']);
+/**
+ * Control-file lines that are not event counters: settings, and the current state (conns: connections owning
+ * entries, ipvs_bpf_kernel_connections; entries: entries held, ipvs_bpf_conntrack_map_entries).
+ */
+const NOT_KERNEL_EVENTS = new Set(['abi', 'mode', 'map_id', 'conns', 'entries', 'ports', 'snat', 'fallback']);
 
 /** Kernel event counters from the control file's lines (decimal values only, settings left out). */
 export function kernelEventCounters(lines: Readonly<Record<string, string>>): [string, bigint][] {

@@ -105,7 +105,7 @@ describe('the dump cache', () => {
 const BPF_READING: DataPathReading = {
   version: '0.1.0', mode: 'bpf', configuredMode: 'auto',
   counters: { XDP_FWD_HIT: 10n, XDP_MISS: 2n, TC_SNAT_HIT: 0n },
-  kernelCounters: { abi: '1', mode: '1', map_id: '17', snat: '10.0.2.1', ports: '20000 40000', fallback: 'nat', conns: '4', inserts: '15', map_full: '2', ports_exhausted: '1', fallbacks: '3' },
+  kernelCounters: { abi: '1', mode: '1', map_id: '17', snat: '10.0.2.1', ports: '20000 40000', fallback: 'nat', conns: '4', entries: '12', inserts: '15', map_full: '2', ports_exhausted: '1', fallbacks: '3' },
   mapEntries: 12n, mapCapacity: 4096, lastReload: { atMs: 1_700_000_001_000, ok: false },
 };
 
@@ -150,7 +150,7 @@ describe('the registry', () => {
     expect(value(s, DATAPATH.mapCapacity.name)).toBe('4096');
     expect(value(s, DATAPATH.info.name, { mode: 'bpf', configured_mode: 'auto', version: '0.1.0' })).toBe('1');
     expect(value(s, TABLE.weight.name, { remote_address: '2001:db8::53' })).toBe('5');
-    expect(kernelEventCounters({ conns: '1', inserts: 'x', deletes: '3' })).toEqual([['deletes', 3n]]);
+    expect(kernelEventCounters({ conns: '1', entries: '3', inserts: 'x', deletes: '3' })).toEqual([['deletes', 3n]]);
   });
 
   test('plain ipvs mode: no data-path samples, the table all the same', async () => {
