@@ -39,14 +39,17 @@ export interface MetricsSource {
   dataPath(): DataPathReading;
 }
 
-/** What the daemon reports about its changes. `trigger`: start, reload, apply_rules, set_weight (or a source's own). */
+/** What the daemon reports about its changes. `trigger`: start, reload, apply_rules, set_weight, source_sync (a source's own changes). */
 export interface ChangeObserver {
   reconciled(trigger: string, seconds: number, outcome: { ops: readonly IpvsOp[] } | { error: unknown }): void;
   reloaded(seconds: number, ok: boolean): void;
 }
 
-/** Control-file lines that are not event counters (settings, or the current connections). */
-const NOT_KERNEL_EVENTS = new Set(['abi', 'mode', 'map_id', 'conns', 'ports', 'snat', 'fallback']);
+/**
+ * Control-file lines that are not event counters: settings, and the current state (conns: connections owning
+ * entries, ipvs_bpf_kernel_connections; entries: entries held, ipvs_bpf_conntrack_map_entries).
+ */
+const NOT_KERNEL_EVENTS = new Set(['abi', 'mode', 'map_id', 'conns', 'entries', 'ports', 'snat', 'fallback']);
 
 /** Kernel event counters from the control file's lines (decimal values only, settings left out). */
 export function kernelEventCounters(lines: Readonly<Record<string, string>>): [string, bigint][] {
@@ -105,6 +108,8 @@ export class DaemonMetrics implements ChangeObserver {
   private readonly dumpFailures: Counter<string>;
   /** The dump this scrape uses (undefined when it failed), shared by the table metrics of one render. */
   private current: Promise<PreparedTable | undefined> | undefined;
+  /** The table's text of the last dump: scrapes served by the same dump share one rendering (dropped after cacheMs). */
+  private rendered: { table: PreparedTable; text: Map<string, string>; timer: NodeJS.Timeout } | undefined;
 
   constructor(private readonly opts: MetricsOptions) {
     const now = opts.now ?? Date.now;
@@ -211,12 +216,29 @@ export class DaemonMetrics implements ChangeObserver {
     const out: string[] = [];
     for (const m of metrics) {
       if (isTable.has(m)) {
-        if (table) out.push(`${renderTableMetric(table, m.name)!}\n\n`);
+        if (table) out.push(this.tableText(table, m.name));
         continue;
       }
       out.push(`${await this.registry.getSingleMetricAsString(m.name)}\n\n`);
     }
     return out;
+  }
+
+  private tableText(table: PreparedTable, name: string): string {
+    if (this.rendered?.table !== table) {
+      if (this.rendered) clearTimeout(this.rendered.timer);
+      const timer = setTimeout(() => {
+        this.rendered = undefined;
+      }, this.opts.cacheMs);
+      timer.unref();
+      this.rendered = { table, text: new Map(), timer };
+    }
+    let t = this.rendered.text.get(name);
+    if (t === undefined) {
+      t = `${renderTableMetric(table, name)!}\n\n`;
+      this.rendered.text.set(name, t);
+    }
+    return t;
   }
 
   /** The names every scrape can carry (ours and prom-client's process metrics). */

@@ -6,7 +6,7 @@
  * label set and goes through float64; here it took 4-7 s for that table).
  */
 import type { DestinationState, ServiceKey, ServiceState } from '../ipvs/model';
-import { BACKEND_LABELS, SERVICE_LABELS, TABLE, type MetricDef } from './names';
+import { SERVICE_LABELS, TABLE, type MetricDef } from './names';
 
 export type Labels = Record<string, string>;
 
@@ -71,10 +71,15 @@ export function prepareTable(table: readonly ServiceState[]): PreparedTable {
   let backendCount = 0;
   const serviceText: string[] = [];
   const backendText: string[][] = [];
+  // BACKEND_LABELS is SERVICE_LABELS with remote_address, remote_port after local_port: each real server's
+  // text is its service's head and tail around its own two labels (a plain concatenation per real server).
+  const [la, lp, proto, mark, fam] = SERVICE_LABELS;
   for (const s of table) {
-    const sl = serviceLabels(s.key);
-    serviceText.push(labelText(sl, SERVICE_LABELS));
-    backendText.push(s.destinations.map((d) => labelText({ ...sl, remote_address: d.address, remote_port: String(d.port) }, BACKEND_LABELS)));
+    const l = serviceLabels(s.key);
+    const head = `{${la}="${escapeValue(l[la]!)}",${lp}="${l[lp]}",`;
+    const tail = `,${proto}="${l[proto]}",${mark}="${l[mark]}",${fam}="${l[fam]}"}`;
+    serviceText.push(head + tail.slice(1));
+    backendText.push(s.destinations.map((d) => `${head}remote_address="${escapeValue(d.address)}",remote_port="${d.port}"${tail}`));
     backendCount += s.destinations.length;
   }
   return { table, serviceText, backendText, backendCount };
@@ -87,19 +92,23 @@ export function renderTableMetric(p: PreparedTable, name: string): string | unde
   const sv = SERVICE_SERIES.find(([m]) => m.name === name);
   if (sv) {
     const [m, f] = sv;
-    const out = [header(m)];
-    p.table.forEach((s, i) => out.push(`${m.name}${p.serviceText[i]} ${f(s)}`));
-    return out.join('\n');
+    let out = header(m);
+    p.table.forEach((s, i) => {
+      out += `\n${m.name}${p.serviceText[i]} ${f(s)}`;
+    });
+    return out;
   }
   const bk = BACKEND_SERIES.find(([m]) => m.name === name);
   if (bk) {
     const [m, f] = bk;
-    const out = [header(m)];
+    let out = header(m);
     p.table.forEach((s, i) => {
       const texts = p.backendText[i]!;
-      s.destinations.forEach((d, j) => out.push(`${m.name}${texts[j]} ${f(d)}`));
+      s.destinations.forEach((d, j) => {
+        out += `\n${m.name}${texts[j]} ${f(d)}`;
+      });
     });
-    return out.join('\n');
+    return out;
   }
   return undefined;
 }

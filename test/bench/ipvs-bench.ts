@@ -8,7 +8,11 @@
  * ipvsadm's, in the ipvsadm boot; the ours boot also measures the daemon's memory holding the table
  * (daemon_rss_mib, from /proc: bin/ipvs-bpf started on the rule file in ipvs mode).
  *
- * Environment: BENCH_SERVICES (10000), BENCH_SERVERS (10), BENCH_ROUNDS (3).
+ * The daemon's boot also times a metrics scrape of the full table (metrics_scrape_ms: one fresh IPVS dump, the
+ * text and its transfer over loopback; test/bench/vm/one-change.ts).
+ *
+ * Environment: BENCH_SERVICES (10000), BENCH_SERVERS (10), BENCH_ROUNDS (3), BENCH_TOOLS (ipvsadm,ours: the boots
+ * to run; `ours` alone gives the daemon's figures, the ratios are then null).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +22,7 @@ import { benchEditTarget, benchRules } from './ipvs-rules';
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10000);
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const TOOLS = new Set((process.env.BENCH_TOOLS ?? 'ipvsadm,ours').split(','));
 const WORK = '/var/tmp/ipvs-bpf-bench';
 
 const PRELUDE = `set -euo pipefail
@@ -108,7 +113,7 @@ async function main(): Promise<void> {
   const checks: string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const order = round % 2 ? (['ipvsadm', 'ours'] as const) : (['ours', 'ipvsadm'] as const);
-    for (const tool of order) {
+    for (const tool of order.filter((t) => TOOLS.has(t))) {
       console.log(`round ${round}: boot for ${tool}`);
       const r = await runInVm({ script: tool === 'ipvsadm' ? ipvsadmBoot(rules) : oursBoot(rules), timeoutMs: 30 * 60 * 1000 });
       const m = parseResults(r);
@@ -131,6 +136,14 @@ async function main(): Promise<void> {
           warm_max_ms?: number;
           reload_one_line_ms?: number;
           reload_ok?: boolean;
+          metrics_scrape_ms?: number;
+          metrics_scrape_max_ms?: number;
+          metrics_dump_ms?: number;
+          metrics_bytes?: number;
+          metrics_lines?: number;
+          metrics_concurrent_ms?: number;
+          metrics_concurrent_dumps?: number;
+          metrics_concurrent_same_size?: boolean;
         };
         if (one.ok !== true || typeof one.total_ms !== 'number') checks.push(`round ${round}: the daemon's SetWeight did not change the weight`);
         if (one.reload_ok !== true) checks.push(`round ${round}: the daemon's reload did not apply the changed rule file`);
@@ -138,6 +151,16 @@ async function main(): Promise<void> {
         push('one_change_cold_ms', one.cold_total_ms ?? NaN);
         push('one_change_max_ms', one.warm_max_ms ?? NaN);
         push('reload_one_line_ms', one.reload_one_line_ms ?? NaN);
+        push('metrics_scrape_ms', one.metrics_scrape_ms ?? NaN);
+        push('metrics_scrape_max_ms', one.metrics_scrape_max_ms ?? NaN);
+        push('metrics_dump_ms', one.metrics_dump_ms ?? NaN);
+        push('metrics_bytes', one.metrics_bytes ?? NaN);
+        push('metrics_lines', one.metrics_lines ?? NaN);
+        push('metrics_concurrent_ms', one.metrics_concurrent_ms ?? NaN);
+        if (one.metrics_concurrent_dumps !== 1) checks.push(`round ${round}: concurrent scrapes made ${one.metrics_concurrent_dumps} IPVS dumps, not 1`);
+        if (one.metrics_concurrent_same_size !== true) checks.push(`round ${round}: concurrent scrapes differ in size`);
+        // every real server's 8 series, each service's 5, two counts, plus the daemon's own: at least that many lines
+        if (!((one.metrics_lines ?? 0) >= SERVICES * SERVERS * 8 + SERVICES * 5)) checks.push(`round ${round}: the scrape has ${one.metrics_lines} lines, fewer than the table's series`);
         push('cli_edit_ms', nums(m, 'cli_edit_ms')[0]!);
         if (nums(m, 'daemon_started')[0] !== 1) checks.push(`round ${round}: the daemon did not start from the rule file`);
         push('daemon_rss_mib', nums(m, 'daemon_rss_kb')[0]! / 1024);
@@ -169,6 +192,12 @@ async function main(): Promise<void> {
     one_change_max_ms: round2(med('one_change_max_ms')),
     reload_one_line_ms: round2(med('reload_one_line_ms')),
     cli_edit_ms: med('cli_edit_ms'),
+    metrics_scrape_ms: round2(med('metrics_scrape_ms')),
+    metrics_scrape_max_ms: round2(med('metrics_scrape_max_ms')),
+    metrics_dump_ms: round2(med('metrics_dump_ms')),
+    metrics_concurrent_ms: round2(med('metrics_concurrent_ms')),
+    metrics_mib: round2(med('metrics_bytes') / (1 << 20)),
+    metrics_lines: med('metrics_lines'),
     node_start_ms: med('node_start_ms'),
     daemon_rss_mib: Math.round(med('daemon_rss_mib') * 10) / 10,
     daemon_hwm_mib: Math.round(med('daemon_hwm_mib') * 10) / 10,
@@ -181,6 +210,7 @@ async function main(): Promise<void> {
   console.log(`one weight change on the full table, the daemon's SetWeight: ${fig.one_change_ms} ms in a running daemon (median of 9; goal <= 20; slowest ${fig.one_change_max_ms} ms), ${fig.one_change_cold_ms} ms as its first; ipvs-bpfctl -e wall ${fig.cli_edit_ms} ms`);
   console.log(`daemon reload after one rule-file line changed (re-read, parse, read kernel, reconcile, apply): ${fig.reload_one_line_ms} ms`);
   console.log(`daemon holding the table from the rule file (ipvs mode): RSS ${fig.daemon_rss_mib} MiB (goal <= 120), peak ${fig.daemon_hwm_mib} MiB`);
+  console.log(`metrics scrape of the running daemon over HTTP (fresh IPVS dump + text + transfer): ${fig.metrics_scrape_ms} ms (slowest ${fig.metrics_scrape_max_ms}), of which the dump ${fig.metrics_dump_ms} ms; ${fig.metrics_mib} MiB, ${fig.metrics_lines} lines; 4 concurrent scrapes ${fig.metrics_concurrent_ms} ms on one dump`);
   console.log(`(node itself takes ${fig.node_start_ms} ms to start in this emulated VM; every CLI figure includes it)`);
   for (const c of checks) console.log(`CHECK FAILED: ${c}`);
   console.log(JSON.stringify(fig));

@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { patchedIpvsModules } from '../lab/patched-modules';
 import { runInVm } from '../lab/vm';
+import { parsePromText, type PromSample } from '../unit/prom-text';
 
 // Under a loaded machine (5 engineers' VMs on 2 cores) boot + install alone took 9 min; quiet, the run is far shorter.
 jest.setTimeout(35 * 60 * 1000);
@@ -213,6 +214,115 @@ test('connections that miss the BPF path (no free SNAT port): logged with the co
   ok('alert-restore');
 });
 
+/** `ipvsadm -Ln --stats --exact` and `ipvsadm -Ln` as the metrics that should equal them (name|labels -> value). */
+function ipvsadmSeries(stats: string, list: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const hostPort = (s: string): [string, string] => {
+    const i = s.lastIndexOf(':');
+    return [s.slice(0, i).replace(/^\[|\]$/g, ''), s.slice(i + 1)];
+  };
+  const key = (name: string, labels: Record<string, string>): string =>
+    `${name}|${Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(',')}`;
+  const walk = (text: string, onService: (l: Record<string, string>, f: string[]) => void, onServer: (l: Record<string, string>, f: string[]) => void): void => {
+    let svc: Record<string, string> | undefined;
+    for (const line of text.split('\n')) {
+      const sm = /^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(.*)$/.exec(line);
+      if (sm) {
+        const [addr, port] = sm[1] === 'FWM' ? ['', '0'] : hostPort(sm[2]!);
+        svc = { local_address: addr, local_port: port, proto: sm[1]!, local_mark: sm[1] === 'FWM' ? sm[2]! : '', family: addr.includes(':') ? 'inet6' : 'inet' };
+        onService(svc, sm[3]!.trim().split(/\s+/));
+        continue;
+      }
+      const rm = /^\s+->\s+(\S+)\s+(.*)$/.exec(line);
+      if (rm && svc && rm[1] !== 'RemoteAddress:Port') {
+        const [ra, rp] = hostPort(rm[1]!);
+        onServer({ ...svc, remote_address: ra, remote_port: rp }, rm[2]!.trim().split(/\s+/));
+      }
+    }
+  };
+  const SVC = ['connections_total', 'incoming_packets_total', 'outgoing_packets_total', 'incoming_bytes_total', 'outgoing_bytes_total'];
+  let services = 0;
+  let servers = 0;
+  walk(stats, (l, f) => {
+    services++;
+    SVC.forEach((n, i) => out.set(key(`ipvs_bpf_${n}`, l), f[i]!));
+  }, (l, f) => {
+    servers++;
+    SVC.forEach((n, i) => out.set(key(`ipvs_bpf_backend_${n}`, l), f[i]!));
+  });
+  walk(list, () => undefined, (l, f) => {
+    // Forward Weight ActiveConn InActConn
+    out.set(key('ipvs_bpf_backend_weight', l), f[1]!);
+    out.set(key('ipvs_bpf_backend_connections_active', l), f[2]!);
+    out.set(key('ipvs_bpf_backend_connections_inactive', l), f[3]!);
+  });
+  out.set(key('ipvs_bpf_services', {}), String(services));
+  out.set(key('ipvs_bpf_backends', {}), String(servers));
+  return out;
+}
+
+test('metrics.listen: a scrape of the running daemon equals ipvsadm --stats, the control file and the D-Bus counters around it', () => {
+  const before = file('metrics-stats-before.txt');
+  expect(file('metrics-stats-after.txt')).toBe(before); // nothing moved during the scrape
+  expect(file('metrics-list-after.txt')).toBe(file('metrics-list-before.txt'));
+  const { samples, types } = parsePromText(ok('metrics-scrape'));
+  const metric = (name: string, labels: Record<string, string> = {}): PromSample[] =>
+    samples.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+  const one = (name: string, labels: Record<string, string> = {}): number => {
+    const m = metric(name, labels);
+    expect({ name, labels, n: m.length }).toEqual({ name, labels, n: 1 });
+    return Number(m[0]!.value);
+  };
+
+  // the IPVS table: every series ipvsadm shows, with its value, and no other
+  const want = ipvsadmSeries(before, file('metrics-list-before.txt'));
+  const tableNames = new Set([...want.keys()].map((k) => k.split('|')[0]!));
+  const got = new Map(samples.filter((x) => tableNames.has(x.name)).map((x) =>
+    [`${x.name}|${Object.keys(x.labels).sort().map((k) => `${k}=${x.labels[k]}`).join(',')}`, x.value]));
+  expect(got).toEqual(want);
+  expect(one('ipvs_bpf_backends')).toBe(2);
+  expect(one('ipvs_bpf_connections_total')).toBeGreaterThanOrEqual(3);
+
+  // the data path: the BPF counters between the D-Bus readings before and after; the fast path carried s2
+  const recorded = <T>(name: string): T => (JSON.parse(file(`${name}.json`)) as { data: T }).data; // busctl --json=short
+  const dp0 = recorded<Record<string, number>>('metrics-dp-before');
+  const dp1 = recorded<Record<string, number>>('metrics-dp-after');
+  expect(Object.keys(dp0).length).toBeGreaterThan(10);
+  for (const [name, v0] of Object.entries(dp0)) {
+    const v = one('ipvs_bpf_datapath_events_total', { counter: name.toLowerCase() });
+    expect({ name, inRange: v >= v0 && v <= dp1[name]! }).toEqual({ name, inRange: true });
+  }
+  expect(one('ipvs_bpf_datapath_events_total', { counter: 'xdp_fwd_hit' })).toBeGreaterThan(0);
+  // the patched IPVS's counters between the control file before and after; ports_exhausted grew in 2b
+  const proc = (f: string): Record<string, string> => Object.fromEntries(file(f).trim().split('\n').map((l) => [l.split(' ')[0]!, l.split(' ').slice(1).join(' ')]));
+  const [p0, p1] = [proc('metrics-proc-before.txt'), proc('metrics-proc-after.txt')];
+  for (const name of ['fallbacks', 'ports_exhausted', 'map_full', 'inserts', 'deletes', 'insert_errors', 'collisions']) {
+    const v = one('ipvs_bpf_kernel_events_total', { counter: name });
+    expect({ name, inRange: v >= Number(p0[name]) && v <= Number(p1[name]) }).toEqual({ name, inRange: true });
+  }
+  expect(one('ipvs_bpf_kernel_events_total', { counter: 'ports_exhausted' })).toBeGreaterThanOrEqual(3);
+  expect(metric('ipvs_bpf_kernel_events_total', { counter: 'snat' })).toEqual([]);
+  const flows = [recorded<number>('metrics-flows-before'), recorded<number>('metrics-flows-after')];
+  const entries = one('ipvs_bpf_conntrack_map_entries');
+  expect(entries >= Math.min(...flows) && entries <= Math.max(...flows)).toBe(true);
+  expect(one('ipvs_bpf_conntrack_map_capacity')).toBe(1 << 20);
+  expect(one('ipvs_bpf_info', { mode: 'bpf', configured_mode: 'bpf' })).toBe(1);
+
+  // this daemon's changes: its start and the reload of 2b, both applied
+  expect(one('ipvs_bpf_reconcile_duration_seconds_count', { trigger: 'start' })).toBe(1);
+  expect(one('ipvs_bpf_reconcile_duration_seconds_count', { trigger: 'reload' })).toBe(1);
+  expect(one('ipvs_bpf_reload_duration_seconds_count')).toBe(1);
+  expect(metric('ipvs_bpf_reload_failures_total')[0]?.value).toBe('0');
+  expect(one('ipvs_bpf_last_reload_success')).toBe(1);
+  expect(one('ipvs_bpf_ipvs_dump_duration_seconds')).toBeGreaterThan(0);
+  expect(types.get('ipvs_bpf_reconcile_duration_seconds')).toBe('histogram');
+  expect(one('process_resident_memory_bytes')).toBeGreaterThan(0);
+  const wall = Number(file('metrics-scrape.ms').trim());
+  console.log(`metrics scrape in the VM (node fetch, 1 service x 2 real servers, bpf mode): ${wall} ms; tries ${file('metrics-tries.txt').trim()}`);
+
+  expect(file('journal.txt')).toMatch(/ipvs-bpf\[\d+\]: metrics at http:\/\/127\.0\.0\.1:9478\/metrics/);
+});
+
 test('mode bpf: stop leaves the data path running (programs, pins, map registration, flows); start re-uses it', () => {
   ok('bpf-stop');
   expect(step('bpf-stopped-active').out).toBe('inactive\n');
@@ -280,6 +390,8 @@ test('ipvs-bpf --teardown: refused while running; after stop it removes everythi
   expect(r.rc).toBe(1);
   expect(r.err).toContain('the daemon is running');
   ok('final-stop');
+  // the listener goes with the daemon
+  expect(step('metrics-stopped')).toEqual({ rc: 1, out: '', err: 'ECONNREFUSED\n' });
   const out = ok('teardown');
   expect(out).toMatch(/^net\.ipv4\.vs\.bpf_mode = 0$/m);
   expect(out).toMatch(/^map \d+ unregistered from IPVS$/m);

@@ -1,9 +1,9 @@
 /** The metrics module's pure parts: the table's text, the registry with a fixed source, the dump cache, health. */
 import { NO_SERVICE_FLAGS, NO_TUNNEL_FLAGS, ZERO_STATS, type DestinationState, type ServiceKey, type ServiceState, type Stats } from '../../src/ipvs/model';
-import { ALL_METRICS, DATAPATH, HEALTH, TABLE } from '../../src/metrics/names';
+import { ALL_METRICS, BACKEND_LABELS, DATAPATH, HEALTH, SERVICE_LABELS, TABLE } from '../../src/metrics/names';
 import { DaemonMetrics, kernelEventCounters, type DataPathReading, type MetricsSource } from '../../src/metrics/registry';
 import { SnapshotCache } from '../../src/metrics/snapshot';
-import { prepareTable, renderTableMetric, serviceLabels, tableSamples } from '../../src/metrics/table';
+import { backendLabels, labelText, prepareTable, renderTableMetric, serviceLabels, tableSamples } from '../../src/metrics/table';
 import { loadConfig, RESTART_ONLY } from '../../src/daemon/config';
 import { CONTENT_TYPE } from '../../src/metrics/registry';
 import { parseListen, serveMetrics } from '../../src/metrics/server';
@@ -68,6 +68,12 @@ describe('table metrics', () => {
       expect(tableSamples(TABLE_FIXTURE, d.name)).toEqual(fromText);
     }
     expect(renderTableMetric(prepareTable(TABLE_FIXTURE), 'ipvs_bpf_nothing')).toBeUndefined();
+    // the fast label texts are the generic ones, in the labels' order
+    const p = prepareTable(TABLE_FIXTURE);
+    TABLE_FIXTURE.forEach((svc, i) => {
+      expect(p.serviceText[i]).toBe(labelText(serviceLabels(svc.key), SERVICE_LABELS));
+      svc.destinations.forEach((d, j) => expect(p.backendText[i]![j]).toBe(labelText(backendLabels(svc.key, d), BACKEND_LABELS)));
+    });
   });
 });
 
@@ -99,7 +105,7 @@ describe('the dump cache', () => {
 const BPF_READING: DataPathReading = {
   version: '0.1.0', mode: 'bpf', configuredMode: 'auto',
   counters: { XDP_FWD_HIT: 10n, XDP_MISS: 2n, TC_SNAT_HIT: 0n },
-  kernelCounters: { abi: '1', mode: '1', map_id: '17', snat: '10.0.2.1', ports: '20000 40000', fallback: 'nat', conns: '4', inserts: '15', map_full: '2', ports_exhausted: '1', fallbacks: '3' },
+  kernelCounters: { abi: '1', mode: '1', map_id: '17', snat: '10.0.2.1', ports: '20000 40000', fallback: 'nat', conns: '4', entries: '12', inserts: '15', map_full: '2', ports_exhausted: '1', fallbacks: '3' },
   mapEntries: 12n, mapCapacity: 4096, lastReload: { atMs: 1_700_000_001_000, ok: false },
 };
 
@@ -144,7 +150,7 @@ describe('the registry', () => {
     expect(value(s, DATAPATH.mapCapacity.name)).toBe('4096');
     expect(value(s, DATAPATH.info.name, { mode: 'bpf', configured_mode: 'auto', version: '0.1.0' })).toBe('1');
     expect(value(s, TABLE.weight.name, { remote_address: '2001:db8::53' })).toBe('5');
-    expect(kernelEventCounters({ conns: '1', inserts: 'x', deletes: '3' })).toEqual([['deletes', 3n]]);
+    expect(kernelEventCounters({ conns: '1', entries: '3', inserts: 'x', deletes: '3' })).toEqual([['deletes', 3n]]);
   });
 
   test('plain ipvs mode: no data-path samples, the table all the same', async () => {

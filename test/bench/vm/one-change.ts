@@ -7,7 +7,9 @@
  * maximum is reported too (a garbage collection of the daemon's large heap, or the emulated machine being
  * descheduled, can land in any one of them). Also times a reload after the rule
  * file changed by that one weight (re-read and parse the files, read the kernel table, reconcile, apply),
- * which costs in proportion to the table. Prints one JSON object.
+ * which costs in proportion to the table. Then the metrics a running daemon serves on that table (metrics.listen):
+ * SCRAPES scrapes over HTTP one after another, each with a fresh IPVS dump (the figure is their median: dump,
+ * text and transfer), and CONCURRENT scrapes at once, which must cost one dump. Prints one JSON object.
  *
  * usage: one-change RULE_FILE VIP:PORT RS:PORT
  */
@@ -17,9 +19,31 @@ import { Daemon } from '../../../src/daemon/daemon';
 import { plainIpvs } from '../../../src/daemon/datapath';
 import { createLogger } from '../../../src/daemon/log';
 import { IpvsClient } from '../../../src/ipvs/netlink';
+import { CONTENT_TYPE, DaemonMetrics } from '../../../src/metrics/registry';
+import { serveMetrics } from '../../../src/metrics/server';
+import * as http from 'node:http';
 
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
 const WARM_CHANGES = 9;
+const SCRAPES = 3;
+const CONCURRENT = 4;
+
+/** One GET, the body counted and dropped (a scraper that stores it is another process's cost). */
+function scrape(url: string): Promise<{ ms: number; bytes: number; lines: number }> {
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      let bytes = 0;
+      let lines = 0;
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) lines++;
+      });
+      res.on('end', () => (res.statusCode === 200 ? resolve({ ms: ms(t0), bytes, lines }) : reject(new Error(`HTTP ${res.statusCode}`))));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -38,8 +62,16 @@ async function main(): Promise<void> {
   const load = () => loadConfig({ args, env: {} });
   const log = createLogger({ level: 'warning' });
   const ipvs = await IpvsClient.open();
+  let dumps = 0;
+  const ref: { daemon?: Daemon } = {};
+  const metrics = new DaemonMetrics({
+    source: { services: () => (dumps++, ipvs.services()), dataPath: () => ref.daemon!.dataPathReading() },
+    // each sequential scrape dumps afresh; concurrent ones arrive while one dump runs and share it
+    cacheMs: 1,
+  });
   const t0 = process.hrtime.bigint();
-  const daemon = await Daemon.start(load(), { log, loadConfig: load, ipvs, dataPath: async () => plainIpvs('') });
+  const daemon = await Daemon.start(load(), { log, loadConfig: load, ipvs, dataPath: async () => plainIpvs(''), observer: metrics });
+  ref.daemon = daemon;
   const startMs = ms(t0);
   const serviceId = `tcp ${vip}`;
   const weightNow = async (): Promise<number | undefined> => {
@@ -64,6 +96,24 @@ async function main(): Promise<void> {
     const summary = await daemon.reload();
     const reloadMs = ms(t);
     const weightReloaded = await weightNow();
+
+    const server = await serveMetrics(metrics, { host: '127.0.0.1', port: 0 }, { contentType: CONTENT_TYPE });
+    const url = `http://${server.address}/metrics`;
+    const seq: { ms: number; bytes: number; lines: number }[] = [];
+    const dumpMs: number[] = [];
+    for (let i = 0; i < SCRAPES; i++) {
+      await new Promise((r) => setTimeout(r, 5)); // past cacheMs
+      seq.push(await scrape(url));
+      const g = await metrics.registry.getSingleMetric('ipvs_bpf_ipvs_dump_duration_seconds')?.get();
+      dumpMs.push((g?.values[0]?.value ?? NaN) * 1000);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+    const d0 = dumps;
+    const tc = process.hrtime.bigint();
+    const conc = await Promise.all(Array.from({ length: CONCURRENT }, () => scrape(url)));
+    const concurrentMs = ms(tc);
+    const concurrentDumps = dumps - d0;
+    await server.close();
     const [cold, ...warm] = runs as [number, ...number[]];
     process.stdout.write(
       JSON.stringify({
@@ -77,6 +127,15 @@ async function main(): Promise<void> {
         reload_one_line_ms: reloadMs,
         reload_summary: summary,
         reload_ok: weightReloaded === last + 1,
+        metrics_scrape_ms: median(seq.map((x) => x.ms)),
+        metrics_scrape_max_ms: Math.max(...seq.map((x) => x.ms)),
+        metrics_dump_ms: median(dumpMs),
+        metrics_bytes: seq[0]!.bytes,
+        metrics_lines: seq[0]!.lines,
+        metrics_concurrent: CONCURRENT,
+        metrics_concurrent_ms: concurrentMs,
+        metrics_concurrent_dumps: concurrentDumps,
+        metrics_concurrent_same_size: conc.every((x) => x.bytes === seq[0]!.bytes),
       }) + '\n',
     );
   } finally {

@@ -13,6 +13,12 @@ mkdir -p "$out"
 PIN=/sys/fs/bpf/ipvs-bpf
 M=(org.ipvsbpf1 /org/ipvsbpf1 org.ipvsbpf1.Manager)
 STREAM=(node dist/test/integration/vm/daemon-stream.js)
+# fetch_url <url>: the body on stdout, the HTTP status on stderr when it is not 200 (exit 1), or why it failed
+fetch_url() {
+  node -e 'fetch(process.argv[1]).then(async (r) => { process.stdout.write(await r.text()); if (!r.ok) { console.error(`HTTP ${r.status}`); process.exitCode = 1; } },
+    (e) => { console.error(String(e.cause?.code ?? e)); process.exitCode = 1; })' "$1"
+}
+METRICS=http://127.0.0.1:9478/metrics
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
 # a user in the group ipvs-bpf (created by install-service), with its groups from /etc/group
 as_member() { setpriv --reuid=flowreader --regid=nogroup --init-groups "$@"; }
@@ -76,6 +82,7 @@ config() { # config <mode> [extra JSON members] [SNAT address] [extra snat membe
   "mode": "$1",
   "interfaces": ["c-lb", "b1-lb", "b2-lb"],
   "snat": { "addresses": ["${3:-$TOPO_SNAT}"]${4:+, $4} },
+  "metrics": { "listen": "127.0.0.1:9478" },
   "statusInterval": 1${2:+,
   $2}
 }
@@ -198,6 +205,28 @@ sleep 3 # status refreshes (statusInterval 1)
 rec alert-prop busctl --json=short get-property "${M[@]}" Alerts
 rec alert-status ipvs-bpfctl status
 rec alert-proc cat /proc/net/ip_vs_bpf
+
+# --- 2c. metrics.listen: one scrape of the running daemon against what ipvsadm, the control file and the D-Bus
+# counters show just before and after it (no traffic runs now; retried if the table moved meanwhile)
+for try in 1 2 3; do
+  ipvsadm -Ln --stats --exact >"$out/metrics-stats-before.txt"
+  ipvsadm -Ln >"$out/metrics-list-before.txt"
+  cat /proc/net/ip_vs_bpf >"$out/metrics-proc-before.txt"
+  busctl --json=short get-property "${M[@]}" DataPathCounters >"$out/metrics-dp-before.json"
+  busctl --json=short get-property "${M[@]}" FlowCount >"$out/metrics-flows-before.json"
+  t0=$(date +%s%N)
+  rec metrics-scrape fetch_url $METRICS
+  echo $((($(date +%s%N) - t0) / 1000000)) >"$out/metrics-scrape.ms"
+  ipvsadm -Ln --stats --exact >"$out/metrics-stats-after.txt"
+  ipvsadm -Ln >"$out/metrics-list-after.txt"
+  cat /proc/net/ip_vs_bpf >"$out/metrics-proc-after.txt"
+  sleep 1.5 # a status refresh (statusInterval 1) after the scrape
+  busctl --json=short get-property "${M[@]}" DataPathCounters >"$out/metrics-dp-after.json"
+  busctl --json=short get-property "${M[@]}" FlowCount >"$out/metrics-flows-after.json"
+  cmp -s "$out/metrics-stats-before.txt" "$out/metrics-stats-after.txt" \
+    && cmp -s "$out/metrics-list-before.txt" "$out/metrics-list-after.txt" && break
+done
+echo "$try" >"$out/metrics-tries.txt"
 config bpf
 rec alert-restore systemctl reload ipvs-bpf
 
@@ -239,6 +268,7 @@ stream_finish s5
 # --- 4. teardown: refused while the daemon runs; after stop it removes the data path; idempotent
 rec teardown-running /usr/local/sbin/ipvs-bpf --teardown
 rec final-stop systemctl stop ipvs-bpf
+rec metrics-stopped fetch_url $METRICS
 rec teardown /usr/local/sbin/ipvs-bpf --teardown
 snap torn-down
 rec teardown-again /usr/local/sbin/ipvs-bpf --teardown
