@@ -5,10 +5,10 @@
  * denied, root changes, LogControl1, restart, stop, and a broken configuration. One boot runs
  * test/integration/vm/daemon-systemd.sh, which records; the judgement is here.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { runInVm } from '../lab/vm';
+import { compileForVm } from '../lab/compile';
 import { NO_BPF_KERNEL } from '../../src/daemon/preflight';
 
 jest.setTimeout(25 * 60 * 1000);
@@ -48,7 +48,7 @@ const START_RULES = [
 const RELOADED = '-A -t 10.10.0.1:80 -s wrr\n-a -t 10.10.0.1:80 -r 10.10.1.1:80 -m -w 5\n-a -t 10.10.0.1:80 -r 10.10.1.3:80 -m -w 1\n';
 
 beforeAll(async () => {
-  execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT, stdio: 'ignore' });
+  compileForVm('tsconfig.json');
   const r = await runInVm({ init: 'systemd', timeoutMs: 22 * 60 * 1000, script: 'bash test/integration/vm/daemon-systemd.sh' });
   dir = path.join(r.outDir, 'daemon');
   console_ = r.console;
