@@ -127,6 +127,8 @@ export class Daemon {
   private stopping = false;
   private closed = false;
   private refreshing: Promise<void> = Promise.resolve();
+  /** The refresh queued behind the running one, not started yet. */
+  private refreshWaiting: Promise<void> | undefined;
   /** Services named by sources' own changes and not synced yet ('all': a full reconcile). */
   private pending: Map<string, ServiceKey> | 'all' | undefined;
   private syncQueued = false;
@@ -425,13 +427,21 @@ export class Daemon {
   refresh(): Promise<void> {
     // Stopping: nobody reads the status any more, and a full table read would only delay the exit.
     if (this.closed || this.stopping) return this.refreshing;
-    const run = this.refreshing.then(() => this.refreshNow());
+    // One read runs, at most one waits: a caller while one waits gets that one (it starts after the call, so
+    // it sees what the caller changed). Without this a table read slower than statusInterval (16000 entries
+    // under qemu TCG) queued one more read per tick, and a stop waited for all of them.
+    if (this.refreshWaiting) return this.refreshWaiting;
+    const run = this.refreshing.then(() => {
+      this.refreshWaiting = undefined;
+      return this.refreshNow();
+    });
+    this.refreshWaiting = run;
     this.refreshing = run.catch(() => undefined);
     return run;
   }
 
   private async refreshNow(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.stopping) return;
     try {
       // One service at a time into the status: the decoded real servers die young.
       const services: ServiceStatus[] = [];

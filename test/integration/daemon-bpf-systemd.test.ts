@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { patchedIpvsModules } from '../lab/patched-modules';
 import { runInVm } from '../lab/vm';
+import { compileForVm } from '../lab/compile';
 import { parsePromText, type PromSample } from '../unit/prom-text';
 
 // Under a loaded machine (5 engineers' VMs on 2 cores) boot + install alone took 9 min; quiet, the run is far shorter.
@@ -96,7 +97,7 @@ const sameDataPath = (a: Snap, b: Snap): void => {
 
 beforeAll(async () => {
   try {
-    execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT, stdio: 'ignore' });
+    compileForVm('tsconfig.json');
   } catch {
     // Type errors elsewhere still emit (npm run typecheck reports them); the VM runs what was emitted.
   }

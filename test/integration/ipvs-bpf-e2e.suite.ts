@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import type { FlowResult, LongResult } from './vm/ipvs-bpf-traffic';
 import { dkmsIpvsModules, patchedIpvsModules } from '../lab/patched-modules';
 import { runInVm, type LabKernelSeries } from '../lab/vm';
+import { compileForVm } from '../lab/compile';
 
 const ROOT = path.resolve(__dirname, '../..');
 /** Flows per protocol; a multiple of the three real servers, so round robin spreads them exactly. */
@@ -77,7 +78,7 @@ export function e2eSuite(kernel: LabKernelSeries, modules: 'build' | 'dkms' = 'b
   }
 
   beforeAll(async () => {
-    execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'test/integration/vm/ipvs-bpf.tsconfig.json')], { cwd: ROOT, stdio: 'pipe' });
+    compileForVm('test/integration/vm/ipvs-bpf.tsconfig.json');
     // The smoke test's helper, where the VM sees it (the host's / is its read-only lower layer).
     tools = mkdtempSync('/var/tmp/ipvs-bpf-e2e-');
     const ctl = path.join(tools, 'ipvs-bpf-ctl');

@@ -4,10 +4,10 @@
  * atomic -R (nothing half-applied, the input line named). One VM boot runs
  * test/integration/vm/ipvs-bpfctl-checks.ts, which records; the judgement is here.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { runInVm } from '../lab/vm';
+import { compileForVm } from '../lab/compile';
 import { LISTINGS, type CtlReport, type Run } from './vm/ipvs-bpfctl-checks';
 
 jest.setTimeout(20 * 60 * 1000);
@@ -23,7 +23,7 @@ let report: CtlReport;
 const asIpvsadm = (r: Run): Run => ({ ...r, stderr: r.stderr.replace(/ipvs-bpfctl/g, 'ipvsadm') });
 
 beforeAll(async () => {
-  execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT, stdio: 'ignore' });
+  compileForVm('tsconfig.json');
   const r = await runInVm({
     timeoutMs: 18 * 60 * 1000,
     script: 'modprobe ip_vs && node --single-threaded dist/test/integration/vm/ipvs-bpfctl-checks.js',

@@ -3,18 +3,17 @@
  * One VM boot runs test/integration/vm/ipvs-netlink-checks.ts (compiled), which records what it observes;
  * the expectations live here.
  */
-import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { constants } from 'node:os';
 import { runInVm } from '../lab/vm';
+import { compileForVm } from '../lab/compile';
 import { CREATE_CASES, dest, type CommandRun, type LabReport } from './vm/ipvs-netlink-cases';
 import { NO_SERVICE_FLAGS, NO_TUNNEL_FLAGS, serviceKeyId, type DesiredService } from '../../src/ipvs/model';
 
 jest.setTimeout(20 * 60 * 1000);
 
 const E = constants.errno;
-const root = path.resolve(__dirname, '../..');
 let report: LabReport;
 let console_ = '';
 
@@ -26,10 +25,7 @@ const sortById = (xs: DesiredService[]): DesiredService[] =>
 
 beforeAll(async () => {
   // Only the in-VM script and what it imports, so that unrelated work in progress cannot block this test.
-  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'test/integration/vm/ipvs-netlink.tsconfig.json')], {
-    cwd: root,
-    stdio: 'pipe',
-  });
+  compileForVm('test/integration/vm/ipvs-netlink.tsconfig.json');
   const r = await runInVm({
     timeoutMs: 15 * 60 * 1000,
     env: { IPVS_LARGE_SERVICES: '300', IPVS_LARGE_DESTS: '10' },
