@@ -23,6 +23,9 @@ class SlowIpvs {
     if (this.gate) await new Promise<void>((r) => this.release.push(r));
     return [];
   }
+  async eachService(_opts: unknown, each: (s: ServiceState) => void): Promise<void> {
+    for (const s of await this.services()) each(s);
+  }
   /** Lets the reads waiting now finish; resolves after they did. */
   async finishReads(): Promise<void> {
     for (const r of this.release.splice(0)) r();
