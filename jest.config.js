@@ -2,6 +2,7 @@
 // isolatedModules (tsconfig.json) makes ts-jest transpile each file alone: fast; `tsc` does the type check.
 const transform = { '^.+\\.ts$': 'ts-jest' };
 module.exports = {
+  testSequencer: '<rootDir>/test/sequencer.js',
   projects: [
     { displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'], transform, testEnvironment: 'node' },
     {
