@@ -59,9 +59,14 @@ hasnt() { ! has "$1"; }
 has_w() { ipvsadm -Sn | grep -q -- "-r $1 .* -w $2\$"; }
 
 declare -A LPID
-listen() { # listen <last octet>: a TCP listener on 10.60.1.<n>:80 answering HTTP 200 to anything
-  socat "TCP-LISTEN:80,bind=10.60.1.$1,fork,reuseaddr" \
-    SYSTEM:"printf 'HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'" 2>/dev/null &
+# An HTTP responder that reads the request before it answers: one that answers without reading makes the
+# kernel reset the connection when the request arrives, and keepalived's HTTP_GET counts that as a failure.
+cat > "$W/http-200.sh" <<'EOF'
+while IFS= read -r line; do line=${line%$'\r'}; [ -z "$line" ] && break; done
+printf 'HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'
+EOF
+listen() { # listen <last octet>: a TCP listener on 10.60.1.<n>:80 answering HTTP 200 to any request
+  socat "TCP-LISTEN:80,bind=10.60.1.$1,fork,reuseaddr" EXEC:"bash $W/http-200.sh" 2>/dev/null &
   LPID[$1]=$!
 }
 unlisten() { kill "${LPID[$1]}" 2>/dev/null; wait "${LPID[$1]}" 2>/dev/null; }
