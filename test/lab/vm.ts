@@ -150,10 +150,18 @@ function labScript(name: string): string {
   return path.join(checkoutRoot(), 'test/lab', name);
 }
 
-/** Runs one of the shell parts and parses the KEY=VALUE lines it prints. */
-function runKeyValueScript(script: string, env: Record<string, string> = {}): Promise<Record<string, string>> {
+/**
+ * Runs a bash script (args after it) and parses the KEY=VALUE lines it prints on stdout; rejects with its
+ * stderr when it exits non-zero. `what` names it in the error (default: "lab VM: <script name>").
+ */
+export function runKeyValueScript(
+  script: string,
+  env: Record<string, string> = {},
+  opts: { args?: string[]; what?: string } = {},
+): Promise<Record<string, string>> {
+  const what = opts.what ?? `lab VM: ${path.basename(script)}`;
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', [script, ...(opts.args ?? [])], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -161,7 +169,7 @@ function runKeyValueScript(script: string, env: Record<string, string> = {}): Pr
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) {
-        reject(new Error(`lab VM: ${path.basename(script)} failed (exit ${code}):\n${err.trim()}`));
+        reject(new Error(`${what} failed (exit ${code}):\n${err.trim()}`));
         return;
       }
       const values: Record<string, string> = {};
