@@ -53,6 +53,16 @@ static __always_inline int tc_pass(__u32 why)
 #ifndef IPVS_TC_KCTX
 #define IPVS_TC_KCTX 0
 #endif
+/*
+ * Test build only (build/bpf-oldcsum, never loaded by the daemon): behave as
+ * on a kernel whose bpf_l4_csum_replace() rejects BPF_F_IPV6 (before Linux
+ * 6.16 and its stable backports), so that the host's BPF_PROG_TEST_RUN
+ * tests can check that fallback.
+ */
+#ifndef IPVS_TC_TEST_NO_F_IPV6
+#define IPVS_TC_TEST_NO_F_IPV6 0
+#endif
+
 #if IPVS_TC_KCTX
 struct sk_buff___ipvs {
 	__u8 ip_summed:2;
@@ -160,9 +170,22 @@ static __always_inline int l4_csum_fix(struct __sk_buff *skb, __u32 off, __u32 d
 	}
 	if (dp || IPVS_ABL_CSUM_HELPERS) {
 		before = l4_csum_read(skb, off);
-		rc = bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR | (v6 ? BPF_F_IPV6 : 0));
-		if (rc == -22 && v6) /* kernel without BPF_F_IPV6 */
+		rc = IPVS_TC_TEST_NO_F_IPV6 && v6 ? -22 :
+		     bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR | (v6 ? BPF_F_IPV6 : 0));
+		if (rc == -22 && v6) {
+			/*
+			 * Kernel without BPF_F_IPV6: the helper moves a
+			 * CHECKSUM_COMPLETE skb->csum by -d_pseudo, as for IPv4,
+			 * where the IP header checksum makes up for the address
+			 * change.  IPv6 has none: the addresses written above
+			 * and the new L4 field cancel out, so skb->csum must not
+			 * move.  Put it back (-ENOTSUPP unless COMPLETE: fine).
+			 */
 			rc = bpf_l4_csum_replace(skb, off, 0, d_pseudo, fl | BPF_F_PSEUDO_HDR);
+			if (rc)
+				return rc;
+			bpf_csum_update(skb, d_pseudo);
+		}
 		if (rc)
 			return rc;
 		if (d_plain && before >= 0 && !IPVS_ABL_CSUM_HELPERS) {

@@ -33,7 +33,10 @@ let dp: Datapath;
 let flows: FlowTable;
 let dpPortable: Datapath;
 let flowsPortable: FlowTable;
+let dpOld: Datapath;
+let flowsOld: FlowTable;
 const PORTABLE_DIR = path.join(os.tmpdir(), `ipvsbpf-ut-portable-${process.pid}`);
+const OLD_DIR = path.join(os.tmpdir(), `ipvsbpf-ut-oldcsum-${process.pid}`);
 let ifC = 0;
 let ifS = 0;
 let macS = '';
@@ -112,16 +115,26 @@ beforeAll(() => {
   dpPortable = openDatapath({ pinDir: `${PIN}-portable`, maxEntries: 4096, objectDir: PORTABLE_DIR });
   flowsPortable = new FlowTable(dpPortable.ctMap);
   for (const c of [v4, v6, udp4, udp6]) for (const e of ipvsConnEntries(c)) flowsPortable.put(e.key, e.value);
+  // the portable tc object as a kernel whose bpf_l4_csum_replace lacks BPF_F_IPV6 runs it (6.1 before
+  // the backport of 6.16's fix): build/bpf-oldcsum takes the helper's IPv4 behaviour for IPv6 as well
+  fs.mkdirSync(OLD_DIR, { recursive: true });
+  fs.symlinkSync(path.join(bpfObjectDir, 'ipvs_xdp.bpf.o'), path.join(OLD_DIR, 'ipvs_xdp.bpf.o'));
+  fs.symlinkSync(path.join(bpfObjectDir, '..', 'bpf-oldcsum', 'ipvs_tc.bpf.o'), path.join(OLD_DIR, 'ipvs_tc.bpf.o'));
+  dpOld = openDatapath({ pinDir: `${PIN}-oldcsum`, maxEntries: 4096, objectDir: OLD_DIR });
+  flowsOld = new FlowTable(dpOld.ctMap);
+  for (const c of [v4, v6, udp4, udp6]) for (const e of ipvsConnEntries(c)) flowsOld.put(e.key, e.value);
 });
 
 afterAll(() => {
   dp?.close();
   dpPortable?.close();
-  for (const pin of [PIN, `${PIN}-portable`]) {
+  dpOld?.close();
+  for (const pin of [PIN, `${PIN}-portable`, `${PIN}-oldcsum`]) {
     removePins(pin);
     try { fs.rmdirSync(pin); } catch { /* already gone */ }
   }
   fs.rmSync(PORTABLE_DIR, { recursive: true, force: true });
+  fs.rmSync(OLD_DIR, { recursive: true, force: true });
   execFileSync('ip', ['netns', 'del', NS]);
 });
 
@@ -292,6 +305,7 @@ describe('XDP fast path', () => {
 describe.each([
   ['kctx', (): { dp: Datapath; flows: FlowTable } => ({ dp, flows })],
   ['portable', (): { dp: Datapath; flows: FlowTable } => ({ dp: dpPortable, flows: flowsPortable })],
+  ['portable, kernel without BPF_F_IPV6', (): { dp: Datapath; flows: FlowTable } => ({ dp: dpOld, flows: flowsOld })],
 ])('tc programs (%s build)', (build, b) => {
   test('the build in use', () => {
     const [major, minor] = os.release().split('.').map(Number);
@@ -377,7 +391,12 @@ describe.each([
       real: { addr: 'fd08::2', port: 8443 }, local: { addr: 'fd08::1', port: 50023 },
     };
     const udp6: IpvsConnection = { ...tcp6, proto: 'udp', client: { addr: 'fd07::9', port: 40024 }, local: { addr: 'fd08::1', port: 50024 } };
-    const entries = [tcp4, udp4, zero4, tcp6, udp6].flatMap((c) => ipvsConnEntries(c));
+    // fd04::2 -> fd05::1 leaves the pseudo-header sum as it is (ports only), as zero4 does
+    const zero6: IpvsConnection = {
+      proto: 'udp', client: { addr: 'fd04::2', port: 40025 }, vip: { addr: 'fd05::9', port: 80 },
+      real: { addr: 'fd05::2', port: 8080 }, local: { addr: 'fd05::1', port: 50025 },
+    };
+    const entries = [tcp4, udp4, zero4, tcp6, udp6, zero6].flatMap((c) => ipvsConnEntries(c));
     const payload = Buffer.from(Array.from({ length: 333 }, (_, i) => (i * 37 + 11) & 0xff));
     const { tcEgress: eg, tcIngress: ing } = b().dp.progs;
     const out = (c: IpvsConnection, l4: number, opts: Partial<L4Spec> = {}): Buffer =>
@@ -396,11 +415,16 @@ describe.each([
       ['ingress UDP v4 without checksum', ing, back(udp4, UDP, { udpZeroCsum: true }), { ...unsnat(udp4), l4Csum: 0 }],
       ['egress UDP v4, pseudo-header sum unchanged', eg, out(zero4, UDP), snat(zero4)],
       ['egress TCP v6', eg, out(tcp6, TCP), snat(tcp6)],
+      ['ingress TCP v6', ing, back(tcp6, TCP), unsnat(tcp6)],
+      ['egress UDP v6', eg, out(udp6, UDP), snat(udp6)],
       ['ingress UDP v6', ing, back(udp6, UDP), unsnat(udp6)],
+      ['egress UDP v6, pseudo-header sum unchanged', eg, out(zero6, UDP), snat(zero6)],
       ['ingress ICMP error v4', ing, icmp([tcp4.real.addr, tcp4.local.addr],
         { proto: TCP, src: tcp4.local.addr, dst: tcp4.real.addr, sport: tcp4.local.port, dport: tcp4.real.port }), { dst: tcp4.client.addr }],
       ['egress ICMPv6 error', eg, icmp([tcp6.client.addr, tcp6.real.addr],
         { proto: TCP, src: tcp6.real.addr, dst: tcp6.client.addr, sport: tcp6.real.port, dport: tcp6.client.port }), { src: tcp6.local.addr }],
+      ['ingress ICMPv6 error', ing, icmp([udp6.real.addr, udp6.local.addr],
+        { proto: UDP, src: udp6.local.addr, dst: udp6.real.addr, sport: udp6.local.port, dport: udp6.real.port }), { dst: udp6.client.addr }],
     ];
     for (const e of entries) b().flows.put(e.key, e.value);
     try {
