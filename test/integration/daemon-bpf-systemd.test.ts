@@ -4,13 +4,16 @@
  * checksummed TCP stream (mode ipvs first, then bpf), what stop leaves running, a broken configuration
  * while a flow is live (start fails, the data path carries on), an upgrade (a restart with changed tc and
  * XDP objects installed: programs replaced in place, maps kept, the stream intact), and `ipvs-bpf --teardown`.
- * One boot runs test/integration/vm/daemon-bpf-systemd.sh, which records; the judgement is here.
+ * One boot per lab kernel runs test/integration/vm/daemon-bpf-systemd.sh, which records; the judgement is here.
+ * Both kernels (issue 11), the two boots at once (one per VM slot): the series LAB_KERNEL picks (6.1 by
+ * default) with the modules Debian's dkms builds (kernel-patch/dkms.sh), the other with the direct build
+ * (kernel-patch/build.sh); ipvs-bpf-e2e*.test.ts pair them the other way round, so each kernel runs each build.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { patchedIpvsModules } from '../lab/patched-modules';
-import { runInVm } from '../lab/vm';
+import { dkmsIpvsModules, patchedIpvsModules } from '../lab/patched-modules';
+import { labKernelSeries, runInVm, type LabKernelSeries } from '../lab/vm';
 import { compileForVm } from '../lab/compile';
 import { parsePromText, type PromSample } from '../unit/prom-text';
 
@@ -19,8 +22,27 @@ jest.setTimeout(35 * 60 * 1000);
 
 const ROOT = path.resolve(__dirname, '../..');
 const LB_IFS = ['c-lb', 'b1-lb', 'b2-lb'];
+/** The boots: [kernel series, modules]. */
+const KERNELS: [LabKernelSeries, 'dkms' | 'build'][] = [[labKernelSeries(), 'dkms'], [labKernelSeries() === '6.1' ? '6.12' : '6.1', 'build']];
+interface Boot { dir: string; console: string; error?: string }
+const boots = new Map<LabKernelSeries, Boot>();
+// the boot the running test judges (kernelTest sets them)
+let kernel_: LabKernelSeries = '6.1';
 let dir = '';
 let console_ = '';
+/** One test per boot; a boot that failed fails its tests with why. */
+const kernelTest = (name: string, fn: () => void): void => {
+  for (const [kernel, modules] of KERNELS) {
+    test(`[${kernel}, ${modules} modules] ${name}`, () => {
+      const b = boots.get(kernel);
+      if (!b) throw new Error(`no boot of ${kernel}`);
+      if (b.error) throw new Error(b.error);
+      ({ dir, console: console_ } = b);
+      kernel_ = kernel;
+      fn();
+    });
+  }
+};
 
 const file = (name: string): string => {
   const p = path.join(dir, name);
@@ -103,19 +125,27 @@ beforeAll(async () => {
   }
   // the objects, and the variant build the upgrade step installs (bpf/Makefile)
   execFileSync('make', ['-s', '-C', path.join(ROOT, 'bpf')], { cwd: ROOT, stdio: 'ignore' });
-  const extraModules = await patchedIpvsModules();
-  const r = await runInVm({ init: 'systemd', extraModules, timeoutMs: 30 * 60 * 1000, script: 'bash test/integration/vm/daemon-bpf-systemd.sh' });
-  dir = path.join(r.outDir, 'bpfd');
-  console_ = r.console;
-  if (r.exitCode !== 0) throw new Error(`VM payload failed (exit ${r.exitCode}, ${r.error ?? ''}):\n${r.console.slice(-4000)}`);
+  await Promise.all(KERNELS.map(async ([kernel, modules]) => {
+    try {
+      const extraModules = modules === 'dkms' ? await dkmsIpvsModules(kernel) : await patchedIpvsModules(kernel);
+      const r = await runInVm({ kernel, init: 'systemd', extraModules, timeoutMs: 30 * 60 * 1000, script: 'bash test/integration/vm/daemon-bpf-systemd.sh' });
+      process.stdout.write(`daemon-bpf-systemd (${kernel}, ${modules} modules): VM ${Math.round(r.durationMs / 1000)} s, exit ${r.exitCode}, out ${r.outDir}\n`);
+      const b: Boot = { dir: path.join(r.outDir, 'bpfd'), console: r.console };
+      if (r.exitCode !== 0) b.error = `VM payload failed (exit ${r.exitCode}, ${r.error ?? ''}):\n${r.console.slice(-4000)}`;
+      boots.set(kernel, b);
+    } catch (e) {
+      boots.set(kernel, { dir: '', console: '', error: `${kernel}: ${(e as Error).message}` });
+    }
+  }));
 });
 
-test('systemd mode with extra modules: the patched IPVS is loaded, the service installs', () => {
+kernelTest('systemd mode with extra modules: the kernel series asked for, the patched IPVS is loaded, the service installs', () => {
+  expect(ok('uname').startsWith(`${kernel_}.`)).toBe(true);
   expect(ok('install')).toMatch(/^installed: ipvs-bpf.service/m);
   expect(snap('bpf-start').proc.abi).toBe('1');
 });
 
-test('the shipped configuration with the patched IPVS loaded runs plain IPVS and says why; a reload says what a restart would do', () => {
+kernelTest('the shipped configuration with the patched IPVS loaded runs plain IPVS and says why; a reload says what a restart would do', () => {
   expect(JSON.parse(ok('shipped-config'))).toEqual(expect.objectContaining({ mode: 'auto', interfaces: [], snat: expect.objectContaining({ addresses: [] }) }));
   ok('shipped-start');
   expect(ok('shipped-Mode')).toBe('s "ipvs"\n');
@@ -130,7 +160,7 @@ test('the shipped configuration with the patched IPVS loaded runs plain IPVS and
   ok('shipped-stop');
 });
 
-test('mode ipvs: restart, and stop + start, leave a live TCP stream through the VIP intact', () => {
+kernelTest('mode ipvs: restart, and stop + start, leave a live TCP stream through the VIP intact', () => {
   ok('ipvs-start');
   expect(ok('ipvs-mode')).toBe('s "ipvs"\n');
   ok('s1-first');
@@ -140,7 +170,7 @@ test('mode ipvs: restart, and stop + start, leave a live TCP stream through the 
   intact('s1', 4 << 20);
 });
 
-test('mode bpf: status and properties show the mode, the attached interfaces, the flow and the counters', () => {
+kernelTest('mode bpf: status and properties show the mode, the attached interfaces, the flow and the counters', () => {
   ok('bpf-restart-to');
   expect(ok('bpf-active')).toBe('active\n');
   expectDataPathUp(snap('bpf-start'));
@@ -177,7 +207,7 @@ test('mode bpf: status and properties show the mode, the attached interfaces, th
   expect({ rc: nobody.rc, denied: /Access denied/.test(nobody.err) }).toEqual({ rc: 1, denied: true });
 });
 
-test('mode bpf: a reload with an SNAT address this host does not have is refused and changes nothing', () => {
+kernelTest('mode bpf: a reload with an SNAT address this host does not have is refused and changes nothing', () => {
   const r = step('bpf-reload-bad');
   expect(r.rc).not.toBe(0);
   expect(ok('bpf-reload-bad-active')).toBe('active\n');
@@ -186,7 +216,7 @@ test('mode bpf: a reload with an SNAT address this host does not have is refused
   expect(file('journal.txt')).toMatch(/reload refused, nothing changed:/);
 });
 
-test('mode bpf: systemctl restart keeps the pinned map and programs (same ids), the stream intact and untracked', () => {
+kernelTest('mode bpf: systemctl restart keeps the pinned map and programs (same ids), the stream intact and untracked', () => {
   const before = snap('s2-before');
   expectDataPathUp(before);
   ok('bpf-restart');
@@ -200,7 +230,7 @@ test('mode bpf: systemctl restart keeps the pinned map and programs (same ids), 
   expect(s.error).toBe('');
 });
 
-test('connections that miss the BPF path (no free SNAT port): logged with the counts, shown in Alerts and by ipvs-bpfctl status', () => {
+kernelTest('connections that miss the BPF path (no free SNAT port): logged with the counts, shown in Alerts and by ipvs-bpfctl status', () => {
   ok('alert-reload');
   const proc = ok('alert-proc');
   const exhausted = Number(/^ports_exhausted (\d+)$/m.exec(proc)?.[1]);
@@ -262,7 +292,7 @@ function ipvsadmSeries(stats: string, list: string): Map<string, string> {
   return out;
 }
 
-test('metrics.listen: a scrape of the running daemon equals ipvsadm --stats, the control file and the D-Bus counters around it', () => {
+kernelTest('metrics.listen: a scrape of the running daemon equals ipvsadm --stats, the control file and the D-Bus counters around it', () => {
   const before = file('metrics-stats-before.txt');
   expect(file('metrics-stats-after.txt')).toBe(before); // nothing moved during the scrape
   expect(file('metrics-list-after.txt')).toBe(file('metrics-list-before.txt'));
@@ -324,7 +354,7 @@ test('metrics.listen: a scrape of the running daemon equals ipvsadm --stats, the
   expect(file('journal.txt')).toMatch(/ipvs-bpf\[\d+\]: metrics at http:\/\/127\.0\.0\.1:9478\/metrics/);
 });
 
-test('mode bpf: stop leaves the data path running (programs, pins, map registration, flows); start re-uses it', () => {
+kernelTest('mode bpf: stop leaves the data path running (programs, pins, map registration, flows); start re-uses it', () => {
   ok('bpf-stop');
   expect(step('bpf-stopped-active').out).toBe('inactive\n');
   const before = snap('s2-before');
@@ -337,7 +367,7 @@ test('mode bpf: stop leaves the data path running (programs, pins, map registrat
   sameDataPath(before, snap('s2-started'));
 });
 
-test('a broken configuration while a flow is live: restart fails with a clear journal message, the data path carries the flow', () => {
+kernelTest('a broken configuration while a flow is live: restart fails with a clear journal message, the data path carries the flow', () => {
   const before = snap('s3-before');
   expectDataPathUp(before);
   expect(step('bad-restart').rc).not.toBe(0);
@@ -357,7 +387,7 @@ test('a broken configuration while a flow is live: restart fails with a clear jo
   intact('s3', 3 << 20);
 });
 
-test('an upgrade: restart with changed tc and XDP objects replaces those programs in place (new ids, one log line each), keeps the maps (same ids) and the stream', () => {
+kernelTest('an upgrade: restart with changed tc and XDP objects replaces those programs in place (new ids, one log line each), keeps the maps (same ids) and the stream', () => {
   ok('upgrade-install');
   ok('upgrade-restart');
   const before = snap('s5-before');
@@ -386,7 +416,7 @@ test('an upgrade: restart with changed tc and XDP objects replaces those program
   intact('s5', 3 << 20);
 });
 
-test('ipvs-bpf --teardown: refused while running; after stop it removes everything; idempotent; plain IPVS serves on', () => {
+kernelTest('ipvs-bpf --teardown: refused while running; after stop it removes everything; idempotent; plain IPVS serves on', () => {
   const r = step('teardown-running');
   expect(r.rc).toBe(1);
   expect(r.err).toContain('the daemon is running');

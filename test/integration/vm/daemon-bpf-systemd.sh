@@ -92,6 +92,7 @@ EOF
 # The journal is wanted however far the payload gets.
 trap 'journalctl -u ipvs-bpf --no-pager -o short >"$out/journal.txt" 2>&1' EXIT
 systemctl is-system-running --wait >/dev/null 2>&1
+rec uname uname -r
 # shellcheck source=../../lab/topology.sh
 source test/lab/topology.sh
 topo_up
